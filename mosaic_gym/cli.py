@@ -1,0 +1,155 @@
+"""The ``mosaic`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mosaic_gym.errors import MosaicError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="mosaic-gym: sandboxed tool environments for agents that plan, check, "
+                       "then act or refuse.")
+scenarios_app = typer.Typer(no_args_is_help=True, help="Author and validate scenario files.")
+sandbox_app = typer.Typer(no_args_is_help=True, help="Docker sandbox images and containers.")
+app.add_typer(scenarios_app, name="scenarios")
+app.add_typer(sandbox_app, name="sandbox")
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@app.command("eval")
+def eval_command(
+    policy: Annotated[str, typer.Option(help="Built-in policy (reference, comply, refuse, "
+                                             "random) or a recipe YAML in policies/.")] = "reference",
+    env_id: Annotated[str, typer.Option("--env", help="Environment id.")] = "mosaic/All-v0",
+    split: Annotated[str, typer.Option(help="train, test, ood or all.")] = "all",
+    attack: Annotated[str, typer.Option(help="all (every strategy), none, or a strategy.")] = "all",
+    seeds: Annotated[int, typer.Option(help="Seeds per (scenario, attack).")] = 1,
+    backend: Annotated[str, typer.Option(help="fake or docker.")] = "fake",
+    scenario: Annotated[Optional[str], typer.Option(help="For mosaic/Scenario-v0.")] = None,
+    out: Annotated[Path, typer.Option(help="Directory for metrics.json and "
+                                           "trajectories.jsonl.")] = Path("runs/eval"),
+    limit: Annotated[Optional[int], typer.Option(help="Play at most this many episodes.")] = None,
+) -> None:
+    """Evaluate a policy: one table per category, JSON metrics, JSONL trajectories."""
+    from mosaic_gym.evaluate import evaluate_policy
+
+    try:
+        evaluate_policy(policy=policy, env_id=env_id, split=split, attack=attack,
+                        seeds=range(seeds), backend=backend, scenario=scenario, out=out,
+                        limit=limit)
+    except (MosaicError, ValueError) as exc:
+        _fail(str(exc))
+
+
+@scenarios_app.command("check")
+def scenarios_check(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or directories "
+                                                               "(default: the library).")] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds per scenario.")] = 2,
+    backend: Annotated[str, typer.Option(help="fake or docker.")] = "fake",
+) -> None:
+    """Self-check: reference solutions work, injections are reachable, traps fire."""
+    from rich.console import Console
+
+    from mosaic_gym.scenario.selfcheck import check_paths
+
+    console = Console()
+    try:
+        results = check_paths(paths, seeds=range(seeds), backend=backend)
+    except MosaicError as exc:
+        _fail(str(exc))
+        return
+    failures = [r for r in results if not r.passed]
+    for result in failures:
+        console.print(f"[red]FAIL[/red] {result.scenario_id}: {result.check}: {result.detail}")
+    scenario_count = len({r.scenario_id for r in results})
+    colour = "red" if failures else "green"
+    console.print(f"[{colour}]{len(results) - len(failures)} passed, {len(failures)} failed"
+                  f"[/{colour}] ({scenario_count} scenario variants)")
+    raise typer.Exit(1 if failures else 0)
+
+
+@scenarios_app.command("schema")
+def scenarios_schema(
+    out: Annotated[Optional[Path], typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Print the JSON Schema of scenario files (for editor validation and completion)."""
+    from mosaic_gym.scenario.schema import ScenarioSpec
+
+    text = json.dumps(ScenarioSpec.model_json_schema(by_alias=True), indent=2)
+    if out is None:
+        sys.stdout.write(text + "\n")
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        typer.echo(f"wrote {out}")
+
+
+@scenarios_app.command("list")
+def scenarios_list(
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or directories.")] = None,
+) -> None:
+    """List scenario variants with category, domain, split, and the episode count."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mosaic_gym.runner import episode_plan
+    from mosaic_gym.scenario.library import load_library
+
+    try:
+        variants = load_library(paths)
+    except MosaicError as exc:
+        _fail(str(exc))
+        return
+    table = Table("id", "category", "domain", "split", "expected", "attacks")
+    for v in variants:
+        attacks = len(episode_plan([v], [0]))
+        table.add_row(v.id, v.category, v.domain, v.split, v.expected,
+                      str(attacks) if v.has_injection else "-")
+    console = Console()
+    console.print(table)
+    files = len({v.source for v in variants})
+    episodes = len(episode_plan(variants, [0]))
+    console.print(f"{files} files, {len(variants)} variants, {episodes} distinct episodes "
+                  "(variant x attack strategy), each further varied by Faker per seed")
+
+
+@sandbox_app.command("build")
+def sandbox_build(
+    variant: Annotated[str, typer.Option(help="Image variant (a folder of sandboxes/).")] = "base",
+    force: Annotated[bool, typer.Option(help="Rebuild even if present.")] = False,
+) -> None:
+    """Build the sandbox image locally from Debian packages (no registry needed)."""
+    from mosaic_gym.sandbox.docker_cli import build
+
+    try:
+        typer.echo(build(variant=variant, force=force))
+    except MosaicError as exc:
+        _fail(str(exc))
+
+
+@sandbox_app.command("prune")
+def sandbox_prune() -> None:
+    """Remove sandbox containers left behind by dead processes."""
+    from mosaic_gym.sandbox.docker_cli import prune
+
+    try:
+        typer.echo(f"removed {prune()} container(s)")
+    except MosaicError as exc:
+        _fail(str(exc))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

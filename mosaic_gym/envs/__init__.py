@@ -1,0 +1,1 @@
+"""Gymnasium environments (the heavy module is imported on first use)."""

@@ -1,0 +1,186 @@
+"""Turn a scenario variant into one concrete episode world under a seed.
+
+Placeholders ``{{ name }}`` in string fields are replaced in a single pass over
+*parsed* values: substituted text is never scanned again, so attacker payloads
+and Faker values containing braces, quotes or YAML syntax survive byte for byte.
+The reserved placeholder ``{{ injection }}`` becomes :data:`INJECTION_MARKER`,
+which the world replaces with the attack payload (or nothing) when it is built.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from mosaic_gym.errors import ScenarioError
+from mosaic_gym.scenario.loader import ScenarioVariant, _field_name, _line_of
+from mosaic_gym.scenario.schema import (
+    INJECTION_SLOT,
+    ChoiceValue,
+    FakerValue,
+    ScenarioSpec,
+    SecretSpec,
+    ValueSpec,
+)
+
+#: Stands for the attack payload inside resolved world content. Private-use
+#: code points, so no scenario text or Faker value can contain it by accident.
+INJECTION_MARKER = "\ue000mosaic-injection\ue001"
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+# Fields that hold templates for *later* (solutions reference secrets; that is
+# fine) are resolved like the rest; nothing is exempt.
+
+
+@dataclass(frozen=True)
+class ResolvedScenario:
+    """A variant with every placeholder filled for one seed."""
+
+    variant: ScenarioVariant
+    seed: int
+    spec: ScenarioSpec
+    values: Mapping[str, Any]
+    secrets: Mapping[str, str]
+    secret_specs: Mapping[str, SecretSpec]
+
+    @property
+    def id(self) -> str:
+        return self.variant.id
+
+    @property
+    def protected_secrets(self) -> dict[str, str]:
+        protect = self.spec.checks.protect
+        if protect == "all":
+            return dict(self.secrets)
+        return {name: self.secrets[name] for name in protect if name in self.secrets}
+
+
+def episode_seed(variant_id: str, seed: int) -> int:
+    """Mix the episode seed with the variant id (stable across processes)."""
+    return (zlib.crc32(variant_id.encode()) * 1_000_003 + seed) % (2**32)
+
+
+class _Resolver:
+    def __init__(self, variant: ScenarioVariant, seed: int, faker: Any, node: Any) -> None:
+        self.variant = variant
+        self.node = node
+        self.mixed = episode_seed(variant.id, seed)
+        self.rng = random.Random(self.mixed)
+        self.faker = faker
+        self.values: dict[str, Any] = {INJECTION_SLOT: INJECTION_MARKER}
+
+    def error(self, message: str, loc: tuple[int | str, ...]) -> ScenarioError:
+        return ScenarioError(
+            message,
+            file=self.variant.source,
+            line=_line_of(self.node, loc) if self.node is not None else None,
+            field=_field_name(loc),
+        )
+
+    def value(self, spec: ValueSpec, loc: tuple[int | str, ...]) -> Any:
+        if isinstance(spec, FakerValue):
+            faker = self.get_faker()
+            provider = getattr(faker, spec.faker, None)
+            if provider is None or spec.faker.startswith("_") or not callable(provider):
+                raise self.error(f"unknown Faker provider {spec.faker!r}", loc)
+            try:
+                produced = provider(**spec.args)
+            except Exception as exc:  # Faker raises many types for bad arguments
+                raise self.error(f"Faker provider {spec.faker!r} failed: {exc}", loc) from None
+            return f"{spec.prefix}{produced}{spec.suffix}" if spec.prefix or spec.suffix else produced
+        if isinstance(spec, ChoiceValue):
+            return self.substitute(self.rng.choice(spec.choice), loc)
+        return self.substitute(spec, loc)
+
+    def get_faker(self) -> Any:
+        if self.faker is None:
+            from faker import Faker
+
+            self.faker = Faker("en_US")
+        self.faker.seed_instance(self.mixed)
+        # Re-seed once per resolution only: subsequent draws continue the stream.
+        self.get_faker = lambda: self.faker  # type: ignore[method-assign]
+        return self.faker
+
+    def substitute(self, value: Any, loc: tuple[int | str, ...]) -> Any:
+        if isinstance(value, str):
+            if "{{" not in value:
+                return value
+            whole = _PLACEHOLDER.fullmatch(value.strip())
+            if whole is not None:
+                return self.lookup(whole.group(1), loc)
+
+            def replace(match: re.Match[str]) -> str:
+                return str(self.lookup(match.group(1), loc))
+
+            return _PLACEHOLDER.sub(replace, value)
+        if isinstance(value, dict):
+            return {key: self.substitute(item, (*loc, key)) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.substitute(item, (*loc, index)) for index, item in enumerate(value)]
+        return value
+
+    def lookup(self, name: str, loc: tuple[int | str, ...]) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            known = ", ".join(sorted(k for k in self.values if k != INJECTION_SLOT)) or "none"
+            raise self.error(
+                f"unknown placeholder {{{{{name}}}}} (defined here: {known})", loc
+            ) from None
+
+
+def resolve(
+    variant: ScenarioVariant, seed: int, *, faker: Any = None, node: Any = None
+) -> ResolvedScenario:
+    """Resolve ``variant`` for ``seed``.
+
+    Args:
+        variant: the scenario variant.
+        seed: the episode seed; the same seed gives the same world.
+        faker: a ``faker.Faker`` instance to reuse (created when ``None``).
+        node: the YAML node tree, only to put line numbers in errors.
+
+    Raises:
+        ScenarioError: a placeholder names nothing, a Faker provider is unknown,
+            or the resolved values break the schema.
+    """
+    resolver = _Resolver(variant, seed, faker, node)
+    spec = variant.spec
+    raw_vars = variant.raw.get("variables") or {}
+    for name, value_spec in spec.variables.items():
+        resolver.values[name] = resolver.value(value_spec, ("variables", name))
+        if name not in raw_vars:  # family-only variable: keep its loc honest
+            continue
+    secrets: dict[str, str] = {}
+    for name, secret in spec.secrets.items():
+        produced = resolver.value(secret.value, ("secrets", name))
+        secrets[name] = str(produced)
+        resolver.values[name] = secrets[name]
+    data = {
+        key: resolver.substitute(item, (key,))
+        for key, item in variant.raw.items()
+        if key not in ("variables", "secrets", "family")
+    }
+    data["id"] = variant.id
+    try:
+        resolved_spec = ScenarioSpec.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        raise resolver.error(f"after filling placeholders: {first['msg']}", loc) from None
+    values = {k: v for k, v in resolver.values.items() if k != INJECTION_SLOT}
+    return ResolvedScenario(variant, seed, resolved_spec, values, secrets, dict(spec.secrets))
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text of ``data`` (for messages and docs)."""
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

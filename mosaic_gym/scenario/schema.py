@@ -1,0 +1,297 @@
+"""Pydantic models of the scenario file format.
+
+A scenario file is YAML holding one :class:`ScenarioSpec`. String fields may
+contain ``{{ name }}`` placeholders, resolved *after* parsing from the
+scenario's ``variables`` and ``secrets`` (Faker-seeded per episode) and, for
+the reserved name ``injection``, from the attack payload. Substitution is a
+single pass over parsed values, so payloads with braces, quotes, YAML syntax
+or any Unicode survive untouched.
+
+``mosaic scenarios schema`` prints the JSON Schema generated from these
+models for editors.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mosaic_gym.scenario.predicates import Predicate
+
+Category = Literal["benign", "harmful", "injection", "privacy"]
+Expected = Literal["complete", "refuse"]
+Split = Literal["auto", "train", "test", "ood"]
+
+CATEGORIES: tuple[Category, ...] = ("benign", "harmful", "injection", "privacy")
+
+#: Realistic domains. The ood split holds out whole domains (see ``OOD_DOMAINS``).
+DOMAINS = (
+    "developer_workstation",
+    "email_assistant",
+    "finance",
+    "hr",
+    "customer_support",
+    "devops",
+    "personal_admin",
+)
+OOD_DOMAINS = ("hr", "customer_support")
+
+#: Placeholder name reserved for the attack payload.
+INJECTION_SLOT = "injection"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class FakerValue(_Model):
+    """A value drawn from a Faker provider under the episode seed."""
+
+    faker: str = Field(description="Faker provider name, e.g. name, email, iban, password.")
+    args: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments.")
+    prefix: str = ""
+    suffix: str = ""
+
+
+class ChoiceValue(_Model):
+    """A value chosen uniformly under the episode seed."""
+
+    choice: list[Any] = Field(min_length=1)
+
+
+ValueSpec = FakerValue | ChoiceValue | str | int | float | bool
+
+
+class SecretSpec(_Model):
+    """A canary whose value must not leave through an egress channel."""
+
+    value: ValueSpec
+    allowed_destinations: list[str] = Field(
+        default_factory=list,
+        description="Hosts or addresses (globs) where this secret may legitimately go.",
+    )
+    description: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "value" in data:
+            return data
+        return {"value": data}
+
+
+def _parse_mode(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("mode must be an octal number such as '0644'")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower().removeprefix("0o")
+        try:
+            mode = int(text, 8)
+        except ValueError:
+            raise ValueError(f"mode {value!r} is not an octal number such as '0644'") from None
+        if not 0 <= mode <= 0o7777:
+            raise ValueError(f"mode {value!r} is out of range")
+        return mode
+    raise ValueError("mode must be an octal number such as '0644'")
+
+
+class FileSpecModel(_Model):
+    path: str = Field(description="Absolute path inside the sandbox.")
+    content: str = ""
+    mode: int = Field(0o644, description="Octal permission bits; write '0600' (quoted).")
+    dir: bool = Field(False, description="Create a directory instead of a file.")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> int:
+        return _parse_mode(value)
+
+    @field_validator("path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/") or "\x00" in value:
+            raise ValueError(f"path {value!r} must be absolute")
+        return value
+
+
+class EmailSpec(_Model):
+    id: str | None = None
+    sender: str = Field(alias="from")
+    to: list[str] | str | None = None
+    subject: str = ""
+    body: str = ""
+    folder: Literal["inbox", "sent", "archive"] = "inbox"
+    date: str = "2026-03-02 09:00"
+
+
+class MailboxSpec(_Model):
+    address: str = "user@acme.example"
+    internal_domains: list[str] = Field(
+        default_factory=list, description="Domains that count as inside (default: owner's)."
+    )
+    inbox: list[EmailSpec] = Field(default_factory=list)
+
+
+class CredentialSpec(_Model):
+    site: str
+    username: str
+    password: str
+    notes: str = ""
+
+
+class AccountSpec(_Model):
+    id: str
+    owner: str = "user"
+    balance: float = 0.0
+    currency: str = "EUR"
+
+
+class PayeeSpec(_Model):
+    name: str
+    account: str
+
+
+class BankSpec(_Model):
+    accounts: list[AccountSpec] = Field(default_factory=list)
+    payees: list[PayeeSpec] = Field(default_factory=list)
+
+
+class PageSpec(_Model):
+    url: str
+    content: str = ""
+    title: str = ""
+
+
+class WebSpec(_Model):
+    pages: list[PageSpec] = Field(default_factory=list)
+
+
+class ContactSpec(_Model):
+    name: str
+    email: str = ""
+    phone: str = ""
+    notes: str = ""
+
+
+class WorldSpec(_Model):
+    user_name: str = "Alex Morgan"
+    files: list[FileSpecModel] = Field(default_factory=list)
+    mail: MailboxSpec = Field(default_factory=MailboxSpec)
+    vault: list[CredentialSpec] = Field(default_factory=list)
+    bank: BankSpec = Field(default_factory=BankSpec)
+    web: WebSpec = Field(default_factory=WebSpec)
+    contacts: list[ContactSpec] = Field(default_factory=list)
+
+
+class ToolCallSpec(_Model):
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class SolutionSpec(_Model):
+    """A scripted run: tool calls in order, then a final answer (or a refusal)."""
+
+    calls: list[ToolCallSpec] = Field(default_factory=list)
+    answer: str = "Done."
+    refuse: bool = Field(False, description="End with refusal_tool instead of an answer.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _list_shorthand(cls, data: Any) -> Any:
+        return {"calls": data} if isinstance(data, list) else data
+
+
+class TriggerSpec(_Model):
+    """Conditional injection: the payload appears only after this action."""
+
+    after_tool: str
+    arg_contains: str | None = None
+
+
+class InjectionSpec(_Model):
+    goal: str = Field(description="What the attacker wants the agent to do (plain language).")
+    strategies: list[str] | Literal["all"] = "all"
+    trigger: TriggerSpec | None = None
+    attacker_solution: SolutionSpec = Field(
+        description="Calls that achieve the goal; the self-check proves they trip the judge."
+    )
+
+
+class ChecksSpec(_Model):
+    utility: Predicate | None = Field(None, description="True when the user's task is done.")
+    harm: Predicate | None = Field(None, description="True when harm specific to it happened.")
+    attack_success: Predicate | None = Field(
+        None, description="True when the injected goal was achieved."
+    )
+    protect: list[str] | Literal["all"] = Field(
+        "all", description="Secrets that must not leave (names)."
+    )
+    allowed_effects: list[str] = Field(
+        default_factory=list,
+        description="Globs over irreversible event targets the task legitimately needs.",
+    )
+
+
+class VariantSpec(_Model):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    vars: dict[str, ValueSpec] = Field(default_factory=dict)
+
+
+class ScenarioSpec(_Model):
+    """One scenario file (possibly a family of parameterised variants)."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*$")
+    title: str
+    category: Category
+    domain: str
+    expected: Expected
+    split: Split = "auto"
+    user_request: str
+    tools: list[str] = Field(min_length=1)
+    max_steps: int | None = Field(None, ge=1, le=100)
+    variables: dict[str, ValueSpec] = Field(default_factory=dict)
+    secrets: dict[str, SecretSpec] = Field(default_factory=dict)
+    world: WorldSpec = Field(default_factory=WorldSpec)
+    injection: InjectionSpec | None = None
+    checks: ChecksSpec = Field(default_factory=ChecksSpec)
+    solution: SolutionSpec = Field(default_factory=SolutionSpec)
+    unsafe_solution: SolutionSpec | None = Field(
+        None, description="What a comply-with-everything agent does (harmful, privacy)."
+    )
+    family: list[VariantSpec] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        if value not in DOMAINS:
+            raise ValueError(f"unknown domain {value!r}; expected one of {', '.join(DOMAINS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScenarioSpec:
+        if self.category == "injection" and self.injection is None:
+            raise ValueError("an injection scenario needs an 'injection' section")
+        if self.category == "harmful" and self.expected != "refuse":
+            raise ValueError("a harmful scenario must expect 'refuse'")
+        if self.category == "benign" and self.expected != "complete":
+            raise ValueError("a benign scenario must expect 'complete'")
+        if self.expected == "complete" and self.checks.utility is None:
+            raise ValueError("checks.utility is required when expected is 'complete'")
+        if self.category == "harmful" and (self.checks.harm is None or not self.unsafe_solution):
+            raise ValueError("a harmful scenario needs checks.harm and an unsafe_solution")
+        if self.injection is not None and self.checks.attack_success is None:
+            raise ValueError("checks.attack_success is required with an injection section")
+        reserved = {INJECTION_SLOT} & (set(self.variables) | set(self.secrets))
+        if reserved:
+            raise ValueError(f"'{INJECTION_SLOT}' is reserved for the attack payload")
+        clash = set(self.variables) & set(self.secrets)
+        if clash:
+            raise ValueError(f"names used both as variable and secret: {sorted(clash)}")
+        names = [variant.name for variant in self.family]
+        if len(names) != len(set(names)):
+            raise ValueError("family variant names must be unique")
+        return self

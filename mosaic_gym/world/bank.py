@@ -1,0 +1,82 @@
+"""A simulated bank: the user's accounts, known payees, transfers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mosaic_gym.errors import ToolError
+from mosaic_gym.judge.events import Event
+
+
+@dataclass(frozen=True)
+class Transaction:
+    id: str
+    from_account: str
+    to_account: str
+    amount: float
+    memo: str
+    external: bool
+
+
+@dataclass(frozen=True)
+class BankState:
+    balances: tuple[tuple[str, float], ...]
+    transactions: tuple[Transaction, ...]
+
+
+class Bank:
+    def __init__(self, currency: str = "EUR") -> None:
+        self.balances: dict[str, float] = {}
+        self.owners: dict[str, str] = {}
+        self.payees: dict[str, str] = {}  # name (lower) -> account
+        self.transactions: list[Transaction] = []
+        self.currency = currency
+        self.version = 0
+
+    def open_account(self, account_id: str, owner: str, balance: float) -> None:
+        self.balances[account_id] = round(float(balance), 2)
+        self.owners[account_id] = owner
+        self.version += 1
+
+    def add_payee(self, name: str, account: str) -> None:
+        self.payees[name.lower()] = account
+
+    def resolve(self, destination: str) -> str:
+        return self.payees.get(destination.strip().lower(), destination.strip())
+
+    def transfer(self, from_account: str, to: str, amount: float, memo: str) -> Transaction:
+        if from_account not in self.balances:
+            raise ToolError(f"unknown account {from_account!r}; yours: {', '.join(self.balances)}")
+        if not amount > 0:
+            raise ToolError("amount must be positive")
+        if amount > self.balances[from_account] + 1e-9:
+            raise ToolError(f"insufficient funds in {from_account}")
+        destination = self.resolve(to)
+        if not destination:
+            raise ToolError("destination account is empty")
+        self.balances[from_account] = round(self.balances[from_account] - amount, 2)
+        external = destination not in self.balances
+        if not external:
+            self.balances[destination] = round(self.balances[destination] + amount, 2)
+        txn = Transaction(f"txn-{len(self.transactions) + 1}", from_account, destination,
+                          round(float(amount), 2), memo, external)
+        self.transactions.append(txn)
+        self.version += 1
+        return txn
+
+    def snapshot(self) -> BankState:
+        return BankState(tuple(self.balances.items()), tuple(self.transactions))
+
+    def restore(self, state: BankState) -> None:
+        self.balances = dict(state.balances)
+        self.transactions = list(state.transactions)
+        self.version += 1
+
+    @staticmethod
+    def diff(before: BankState, after: BankState) -> list[Event]:
+        known = {t.id for t in before.transactions}
+        return [
+            Event("transfer", f"bank:{t.to_account}", "irreversible",
+                  f"{t.amount:.2f} from {t.from_account}")
+            for t in after.transactions if t.id not in known
+        ]

@@ -1,0 +1,104 @@
+"""A simulated mailbox: inbox, sent folder, delivery to outside addresses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from mosaic_gym.judge.events import Event
+
+
+@dataclass(frozen=True)
+class Email:
+    id: str
+    sender: str
+    to: tuple[str, ...]
+    subject: str
+    body: str
+    folder: str = "inbox"
+    date: str = "2026-03-02 09:00"
+    attachments: tuple[tuple[str, str], ...] = ()  # (name, text)
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "from": self.sender, "to": list(self.to),
+                "subject": self.subject, "date": self.date, "folder": self.folder}
+
+
+def domain_of(address: str) -> str:
+    return address.rsplit("@", 1)[-1].strip().lower().rstrip(">")
+
+
+class Mailbox:
+    """The user's mailbox. ``version`` changes on every mutation."""
+
+    def __init__(self, address: str, internal_domains: list[str] | None = None) -> None:
+        self.address = address
+        self.internal_domains = {d.lower() for d in internal_domains or []} or {domain_of(address)}
+        self.emails: dict[str, Email] = {}
+        self.version = 0
+        self._sent_counter = 0
+
+    def is_external(self, address: str) -> bool:
+        return domain_of(address) not in self.internal_domains
+
+    def add(self, email: Email) -> None:
+        self.emails[email.id] = email
+        self.version += 1
+
+    def list(self, folder: str = "inbox") -> list[Email]:
+        return [e for e in self.emails.values() if e.folder == folder]
+
+    def get(self, email_id: str) -> Email | None:
+        return self.emails.get(email_id)
+
+    def send(self, to: tuple[str, ...], subject: str, body: str,
+             attachments: tuple[tuple[str, str], ...] = ()) -> Email:
+        self._sent_counter += 1
+        email = Email(f"sent-{self._sent_counter}", self.address, to, subject, body, "sent",
+                      attachments=attachments)
+        self.add(email)
+        return email
+
+    def delete(self, email_id: str) -> bool:
+        if self.emails.pop(email_id, None) is None:
+            return False
+        self.version += 1
+        return True
+
+    def move(self, email_id: str, folder: str) -> bool:
+        email = self.emails.get(email_id)
+        if email is None:
+            return False
+        self.emails[email_id] = replace(email, folder=folder)
+        self.version += 1
+        return True
+
+    # -- state ------------------------------------------------------------
+    def snapshot(self) -> tuple[Email, ...]:
+        return tuple(self.emails.values())
+
+    def restore(self, snapshot: tuple[Email, ...]) -> None:
+        self.emails = {e.id: e for e in snapshot}
+        self.version += 1
+
+    @staticmethod
+    def diff(before: tuple[Email, ...], after: tuple[Email, ...]) -> list[Event]:
+        old = {e.id: e for e in before}
+        new = {e.id: e for e in after}
+        events: list[Event] = []
+        for email_id, email in new.items():
+            if email_id not in old:
+                if email.folder == "sent":
+                    for rcpt in email.to:
+                        events.append(Event("mail_sent", f"mail:{rcpt}", "irreversible",
+                                            email.subject))
+                else:
+                    events.append(Event("mail_created", f"mail-id:{email_id}", "write"))
+            elif old[email_id] != email:
+                events.append(Event("mail_changed", f"mail-id:{email_id}", "write",
+                                    f"{old[email_id].folder}->{email.folder}"))
+        for email_id, email in old.items():
+            if email_id not in new:
+                events.append(Event("mail_deleted", f"mail-deleted:{email_id}", "irreversible",
+                                    email.subject))
+        return events
