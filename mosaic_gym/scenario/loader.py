@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from mosaic_gym.errors import ScenarioError
 from mosaic_gym.scenario.schema import OOD_DOMAINS, ScenarioSpec
+from mosaic_gym.scenario.templating import TEMPLATE_CONTEXT
 
 EpisodeSplit = Literal["train", "test", "ood"]
 
@@ -96,20 +97,31 @@ def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
 
 
 def validate_spec(data: Any, node: yaml.Node | None, source: str) -> ScenarioSpec:
-    """Validate parsed data as a :class:`ScenarioSpec`, mapping errors to lines."""
+    """Validate parsed data as a template :class:`ScenarioSpec`, mapping errors to lines.
+
+    Fields holding ``{{ placeholders }}`` pass here (template mode); the loader's
+    dry-run resolution validates them strictly once they have values.
+    """
     if not isinstance(data, dict):
         raise ScenarioError("a scenario file must be a YAML mapping", file=source, line=1)
     try:
-        return ScenarioSpec.model_validate(data)
+        return ScenarioSpec.model_validate(data, context=TEMPLATE_CONTEXT)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = [part for part in first["loc"] if not _is_union_tag(part)]
-        raise ScenarioError(
-            first["msg"] + _more(exc),
-            file=source,
-            line=_line_of(node, loc),
-            field=_field_name(loc) or None,
-        ) from None
+        raise validation_error(exc, node, source, prefix="") from None
+
+
+def validation_error(
+    exc: ValidationError, node: yaml.Node | None, source: str, *, prefix: str
+) -> ScenarioError:
+    """The first pydantic error of ``exc`` as a ScenarioError with file, line and field."""
+    first = exc.errors()[0]
+    loc = [part for part in first["loc"] if not _is_union_tag(part)]
+    return ScenarioError(
+        prefix + first["msg"] + _more(exc),
+        file=source,
+        line=_line_of(node, loc),
+        field=_field_name(loc) or None,
+    )
 
 
 def _is_union_tag(part: int | str) -> bool:

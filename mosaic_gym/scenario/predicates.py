@@ -23,8 +23,10 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from mosaic_gym.scenario.templating import TemplateModel
 
-class _Strict(BaseModel):
+
+class _Strict(TemplateModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

@@ -20,7 +20,12 @@ import yaml
 from pydantic import ValidationError
 
 from mosaic_gym.errors import ScenarioError
-from mosaic_gym.scenario.loader import ScenarioVariant, _field_name, _line_of
+from mosaic_gym.scenario.loader import (
+    ScenarioVariant,
+    _field_name,
+    _line_of,
+    validation_error,
+)
 from mosaic_gym.scenario.schema import (
     INJECTION_SLOT,
     ChoiceValue,
@@ -116,7 +121,11 @@ class _Resolver:
                 return value
             whole = _PLACEHOLDER.fullmatch(value.strip())
             if whole is not None:
-                return self.lookup(whole.group(1), loc)
+                # A lone placeholder keeps its value's type (numbers stay
+                # numbers); anything else a provider returns (dates, decimals)
+                # becomes text.
+                found = self.lookup(whole.group(1), loc)
+                return found if isinstance(found, (str, int, float, bool)) else str(found)
 
             def replace(match: re.Match[str]) -> str:
                 return str(self.lookup(match.group(1), loc))
@@ -174,11 +183,23 @@ def resolve(
     try:
         resolved_spec = ScenarioSpec.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(first["loc"])
-        raise resolver.error(f"after filling placeholders: {first['msg']}", loc) from None
+        raise validation_error(
+            exc, node, variant.source, prefix="after filling placeholders: "
+        ) from None
+    # Secret policies may name destinations through placeholders too.
+    secret_specs = {
+        name: SecretSpec(
+            value=secrets[name],
+            allowed_destinations=[
+                str(resolver.substitute(dest, ("secrets", name, "allowed_destinations", index)))
+                for index, dest in enumerate(secret.allowed_destinations)
+            ],
+            description=secret.description,
+        )
+        for name, secret in spec.secrets.items()
+    }
     values = {k: v for k, v in resolver.values.items() if k != INJECTION_SLOT}
-    return ResolvedScenario(variant, seed, resolved_spec, values, secrets, dict(spec.secrets))
+    return ResolvedScenario(variant, seed, resolved_spec, values, secrets, secret_specs)
 
 
 def dump_yaml(data: Any) -> str:

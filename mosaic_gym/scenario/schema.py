@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from mosaic_gym.scenario.predicates import Predicate
+from mosaic_gym.scenario.templating import TemplateModel, is_template
 
 Category = Literal["benign", "harmful", "injection", "privacy"]
 Expected = Literal["complete", "refuse"]
@@ -41,7 +42,7 @@ OOD_DOMAINS = ("hr", "customer_support")
 INJECTION_SLOT = "injection"
 
 
-class _Model(BaseModel):
+class _Model(TemplateModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
@@ -106,12 +107,16 @@ class FileSpecModel(_Model):
 
     @field_validator("mode", mode="before")
     @classmethod
-    def _mode(cls, value: Any) -> int:
+    def _mode(cls, value: Any, info: ValidationInfo) -> Any:
+        if is_template(value, info):
+            return value
         return _parse_mode(value)
 
     @field_validator("path")
     @classmethod
-    def _absolute(cls, value: str) -> str:
+    def _absolute(cls, value: str, info: ValidationInfo) -> str:
+        if is_template(value, info):
+            return value
         if not value.startswith("/") or "\x00" in value:
             raise ValueError(f"path {value!r} must be absolute")
         return value
@@ -266,7 +271,9 @@ class ScenarioSpec(_Model):
 
     @field_validator("domain")
     @classmethod
-    def _domain(cls, value: str) -> str:
+    def _domain(cls, value: str, info: ValidationInfo) -> str:
+        if is_template(value, info):
+            return value
         if value not in DOMAINS:
             raise ValueError(f"unknown domain {value!r}; expected one of {', '.join(DOMAINS)}")
         return value
