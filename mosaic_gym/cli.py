@@ -147,6 +147,29 @@ def sandbox_prune() -> None:
         _fail(str(exc))
 
 
+@app.command("tiny")
+def tiny_command(
+    out: Annotated[Path, typer.Option(help="Folder for the model and tokenizer.")] = Path(
+        "runs/tiny/base"),
+    seed: Annotated[int, typer.Option(help="Seed of the weight initialisation.")] = 0,
+    vocab_size: Annotated[int, typer.Option(help="Tokenizer vocabulary size.")] = 4096,
+    split: Annotated[str, typer.Option(help="Scenario split the tokenizer is trained "
+                                            "on.")] = "train",
+) -> None:
+    """Build the tiny offline chat model (random weights, trained tokenizer) into OUT."""
+    from rich.console import Console
+
+    from mosaic_gym.train.tiny import build_tiny
+
+    try:
+        with Console(stderr=True).status(f"building the tiny model into {out}"):
+            path = build_tiny(out, seed=seed, vocab_size=vocab_size, split=split)
+    except (MosaicError, ValueError) as exc:
+        _fail(str(exc))
+    info = json.loads((path / "mosaic_tiny.json").read_text(encoding="utf-8"))
+    typer.echo(f"wrote {path}: {info['parameters']:,} parameters, vocabulary {info['vocab_size']}")
+
+
 def main() -> None:
     app()
 
