@@ -1,0 +1,1 @@
+"""Model backends that turn chat messages and tool schemas into the next assistant turn."""
