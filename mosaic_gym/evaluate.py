@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,8 @@ def evaluate_policy(*, policy: str, env_id: str, split: str = "all", attack: str
     agent = make_policy(policy)
     out.mkdir(parents=True, exist_ok=True)
     outcomes = []
-    console = Console(quiet=quiet)
+    # Wide enough for six columns even when stdout is not a terminal (CI logs, pipes).
+    console = Console(quiet=quiet, width=None if sys.stdout.isatty() else 120)
     try:
         with (out / "trajectories.jsonl").open("w", encoding="utf-8") as sink:
             for spec in track(plan, description=f"{policy} on {env_id}", console=console,
