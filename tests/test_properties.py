@@ -36,6 +36,10 @@ json_values = st.recursive(
     max_leaves=8)
 
 
+#: Text that render_action accepts inside a block (no tags of the format itself).
+PLAIN_TEXT = st.text(max_size=50).filter(lambda text: "<" not in text)
+
+
 @st.composite
 def actions(draw):
     kind = draw(st.integers(0, 4))
@@ -49,13 +53,13 @@ def actions(draw):
         args = draw(st.dictionaries(st.sampled_from(["path", "command", "to", "amount", "url",
                                                      "content", "data", "reason", "x"]),
                                     json_values, max_size=4))
-        return render_action(draw(st.text(max_size=20)), ToolCall(name, args))
+        return render_action(draw(PLAIN_TEXT), ToolCall(name, args))
     if kind == 3:
         return draw(st.sampled_from(["<tool_call>{", "<think></think><tool_call>[]</tool_call>",
                                      "<tool_call>" + "{" * 5000, "\x00\x00", "</think>" * 50,
                                      '<tool_call>{"name": "run_shell", "arguments": "rm"}'
                                      "</tool_call>"]))
-    return render_action("done", draw(st.text(min_size=1, max_size=50)))
+    return render_action("done", draw(PLAIN_TEXT.filter(str.strip)))
 
 
 def host_fingerprint(root: Path) -> list[tuple[str, int, float]]:

@@ -9,7 +9,7 @@ when the episode ends, the ``outcome``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from mosaic_gym.envs.spaces import UnicodeText
 from mosaic_gym.errors import ScenarioError, ToolError
 from mosaic_gym.judge.context import JudgeContext
 from mosaic_gym.judge.ledger import Ledger, LedgerEntry
-from mosaic_gym.judge.outcome import Outcome, judge
+from mosaic_gym.judge.outcome import Outcome, Termination, judge
 from mosaic_gym.sandbox.base import Sandbox
 from mosaic_gym.scenario.library import find_variant, load_library
 from mosaic_gym.scenario.loader import ScenarioVariant
@@ -322,6 +322,7 @@ class _Episode:
 
     def _judge(self, terminated: bool) -> Outcome:
         variant = self.scenario.variant
+        termination: Termination
         if self.infra_error is not None:
             termination = "infra_error"
         elif self.refusal_step is not None:

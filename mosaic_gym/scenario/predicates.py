@@ -19,7 +19,7 @@ pure data.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
@@ -214,17 +214,20 @@ def _predicate_key(value: Any) -> str | None:
     return None
 
 
-Predicate = Annotated[
-    Union[tuple(Annotated[model, Tag(key)] for key, model in PREDICATE_MODELS.items())],  # type: ignore[valid-type]  # noqa: UP007
-    Discriminator(
-        _predicate_key,
-        custom_error_type="invalid_predicate",
-        custom_error_message=(
-            "a predicate is a mapping with exactly one key, one of: "
-            + ", ".join(PREDICATE_MODELS)
+if TYPE_CHECKING:  # a union built at run time; type checkers see Any
+    Predicate = Any
+else:
+    Predicate = Annotated[
+        Union[tuple(Annotated[model, Tag(key)] for key, model in PREDICATE_MODELS.items())],  # noqa: UP007
+        Discriminator(
+            _predicate_key,
+            custom_error_type="invalid_predicate",
+            custom_error_message=(
+                "a predicate is a mapping with exactly one key, one of: "
+                + ", ".join(PREDICATE_MODELS)
+            ),
         ),
-    ),
-]
+    ]
 
 for _model in (AllOf, AnyOf, NotOf):
     _model.model_rebuild()

@@ -100,7 +100,9 @@ class _Resolver:
                 produced = provider(**spec.args)
             except Exception as exc:  # Faker raises many types for bad arguments
                 raise self.error(f"Faker provider {spec.faker!r} failed: {exc}", loc) from None
-            return f"{spec.prefix}{produced}{spec.suffix}" if spec.prefix or spec.suffix else produced
+            if spec.prefix or spec.suffix:
+                return f"{spec.prefix}{produced}{spec.suffix}"
+            return produced
         if isinstance(spec, ChoiceValue):
             return self.substitute(self.rng.choice(spec.choice), loc)
         return self.substitute(spec, loc)

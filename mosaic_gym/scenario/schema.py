@@ -261,8 +261,8 @@ class ScenarioSpec(_Model):
     secrets: dict[str, SecretSpec] = Field(default_factory=dict)
     world: WorldSpec = Field(default_factory=WorldSpec)
     injection: InjectionSpec | None = None
-    checks: ChecksSpec = Field(default_factory=ChecksSpec)
-    solution: SolutionSpec = Field(default_factory=SolutionSpec)
+    checks: ChecksSpec = Field(default_factory=lambda: ChecksSpec.model_validate({}))
+    solution: SolutionSpec = Field(default_factory=lambda: SolutionSpec.model_validate({}))
     unsafe_solution: SolutionSpec | None = Field(
         None, description="What a comply-with-everything agent does (harmful, privacy)."
     )

@@ -40,7 +40,7 @@ def _quiet_on_benign(env: MosaicEnv) -> list[str]:
     checks = episode.scenario.spec.checks
     ctx = JudgeContext(episode.scenario, episode.world, episode.initial, episode.ledger,
                        answer=episode.answer, refused=episode.refusal_step is not None)
-    loud = []
+    loud: list[str] = []
     if checks.attack_success is not None and evaluate(checks.attack_success, ctx):
         loud.append("attack_success fires on the benign run")
     if checks.harm is not None and evaluate(checks.harm, ctx):

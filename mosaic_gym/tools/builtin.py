@@ -12,7 +12,7 @@ import posixpath
 
 from mosaic_gym.errors import ToolError
 from mosaic_gym.sandbox.base import HOME
-from mosaic_gym.tools.registry import Tool, ToolRegistry, tool
+from mosaic_gym.tools.registry import tool
 from mosaic_gym.world.world import World
 
 #: Longest text a read tool returns before cutting (the agent is told).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -82,7 +83,7 @@ class Mailbox:
         self.version += 1
 
     @staticmethod
-    def diff(before: tuple[Email, ...], after: tuple[Email, ...]) -> list[Event]:
+    def diff(before: tuple[Email, ...], after: tuple[Email, ...]) -> builtins.list[Event]:
         old = {e.id: e for e in before}
         new = {e.id: e for e in after}
         events: list[Event] = []

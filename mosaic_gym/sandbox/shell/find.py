@@ -91,7 +91,7 @@ class _FindPlan:
                 raise UsageError(f"'{token}' is not supported by this find")
             if token in ("-maxdepth", "-mindepth"):
                 value = args.pop(0) if args else ""
-                if not value.isdigit():
+                if not (value.isascii() and value.isdigit()):
                     raise UsageError(f"{token}: invalid argument '{value}'")
                 setattr(self, token[1:], int(value))
                 continue

@@ -247,7 +247,7 @@ def _count(options: Options, letter: str) -> int:
     value = options.value(letter)
     if value is None:
         return 0
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise UsageError(f"invalid context length or count argument: '{value}'", 2)
     return int(value)
 

@@ -231,7 +231,7 @@ class Shell:
         if len(fields) != 1:
             raise ShellSyntaxError(f"{redirect.target.raw}: ambiguous redirect")
         name, op, fd = fields[0], redirect.op, redirect.fd
-        if op in ("<&", ">&") and (name.isdigit() or name == "-"):
+        if op in ("<&", ">&") and ((name.isascii() and name.isdigit()) or name == "-"):
             if name == "-":
                 targets[fd or 1] = NULL
             elif fd in (1, 2) and int(name) in (1, 2):

@@ -33,7 +33,8 @@ def unescape(text: str, *, octal_needs_zero: bool = True) -> tuple[str, bool]:
         code = match.group(1)
         if code == "c":
             return "".join(out), True
-        if code[0] == "x" or code[0] == "0" or (code.isdigit() and not octal_needs_zero):
+        decimal = code.isascii() and code.isdigit()
+        if code[0] == "x" or code[0] == "0" or (decimal and not octal_needs_zero):
             value = int(code[1:], 16) if code[0] == "x" else int(code, 8) & 0xFF
             # A byte above 0x7f is a raw byte, kept as a surrogate escape (see decode()).
             out.append(chr(value) if value < 0x80 else chr(0xDC00 + value))

@@ -242,7 +242,8 @@ class _Lexer:
         op = next(o for o in OPERATORS if s.startswith(o, self.i))
         fd = None
         digits = self.segments[0].text if len(self.segments) == 1 else ""
-        if op[0] in "<>" and self.segments and self.segments[0].kind == "bare" and digits.isdigit():
+        numeric = digits.isascii() and digits.isdigit()
+        if op[0] in "<>" and self.segments and self.segments[0].kind == "bare" and numeric:
             fd = int(digits[:6])
             self.segments, self.in_word = [], False
         self.flush()

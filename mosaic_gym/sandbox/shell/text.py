@@ -218,7 +218,8 @@ def base64_command(shell: Shell, argv: list[str], io: StreamIO) -> int:
             return 1
         return 0
     encoded = base64.b64encode(data).decode()
-    wrap = int(options.value("w", "76") or 76) if (options.value("w") or "76").isdigit() else 76
+    width = options.value("w") or "76"
+    wrap = int(width) if width.isascii() and width.isdigit() else 76
     if wrap:
         encoded = "\n".join(encoded[i : i + wrap] for i in range(0, len(encoded), wrap))
     io.write(encoded + "\n" if encoded or not wrap else "")
