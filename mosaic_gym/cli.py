@@ -170,6 +170,41 @@ def tiny_command(
     typer.echo(f"wrote {path}: {info['parameters']:,} parameters, vocabulary {info['vocab_size']}")
 
 
+@app.command("collect")
+def collect_command(
+    policy: Annotated[str, typer.Option(help="Built-in policy (reference, comply, refuse, "
+                                             "random) or a recipe YAML.")] = "random",
+    env_id: Annotated[str, typer.Option("--env", help="Environment id.")] = "mosaic/All-v0",
+    out: Annotated[Path, typer.Option(help="JSONL file of groups (resumed if it "
+                                           "exists).")] = Path("runs/collect/rollouts.jsonl"),
+    k: Annotated[int, typer.Option("--k", help="Rollouts per group.")] = 4,
+    seeds: Annotated[int, typer.Option(help="Reset seeds per (scenario, attack).")] = 1,
+    split: Annotated[str, typer.Option(help="train, test, ood or all.")] = "train",
+    attack: Annotated[str, typer.Option(help="all (every strategy), none, or a strategy.")] = "all",
+    backend: Annotated[str, typer.Option(help="fake or docker.")] = "fake",
+    scenario: Annotated[str | None, typer.Option(help="For mosaic/Scenario-v0.")] = None,
+    num_envs: Annotated[int, typer.Option(help="Environments stepped in lockstep (the batch "
+                                               "of a batched policy).")] = 8,
+    limit: Annotated[int | None, typer.Option(help="Collect at most this many groups "
+                                                      "(the first of the plan).")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray", help="Ray address for ray.init (or 'local'): spread groups over actors.")] = None,
+    actors: Annotated[int | None, typer.Option(help="Ray actors (default: the cluster's "
+                                                       "CPUs).")] = None,
+    actor_gpus: Annotated[float, typer.Option(help="GPUs per Ray actor.")] = 0.0,
+) -> None:
+    """Collect groups of K rollouts per (scenario, attack, seed) for preference training."""
+    from mosaic_gym.train.collect import collect
+
+    options = {"num_gpus": actor_gpus} if actor_gpus else None
+    try:
+        collect(policy, env_id=env_id, out=out, k=k, seeds=seeds, split=split, attack=attack,
+                backend=backend, scenario=scenario, num_envs=num_envs, limit=limit,
+                ray_address=ray_address, num_actors=actors, actor_options=options)
+    except (MosaicError, ValueError) as exc:
+        _fail(str(exc))
+
+
 def main() -> None:
     app()
 
