@@ -1,0 +1,389 @@
+"""GRPO on MOSAIC episodes with TRL's ``GRPOTrainer``: pairwise (MOSAIC) or scalar rewards.
+
+Each dataset row is one episode (scenario variant x attack x seed, see
+:func:`~mosaic_gym.envs.trl_adapter.episode_rows`); TRL's sampler repeats it ``k`` times, and
+:class:`MosaicRollout` (the trainer's ``rollout_func``) plays the ``k`` copies in the same
+seeded world, turn by turn: it renders the chat with the model's template, generates one turn
+for every unfinished episode at once (vLLM or transformers, through the trainer's own
+generation backend), and steps :class:`~mosaic_gym.envs.trl_adapter.MosaicTRLEnv` with the raw
+text. Tool outputs and format-error feedback enter the token sequence with ``env_mask = 0``,
+so only the agent's own tokens carry loss. Why not ``environment_factory``: see
+:mod:`mosaic_gym.envs.trl_adapter`.
+
+Rewards (each a TRL reward function, summed with weight 1, logged separately):
+
+* ``mosaic_pairwise`` (``reward="pairwise"``, MOSAIC): for each group of ``k`` rollouts of one
+  episode, the sum of the rollout's pairwise comparisons with the other ``k - 1`` under
+  :class:`~mosaic_gym.judge.preference.PreferenceOracle` (0..k-1);
+* ``mosaic_scalar`` (``reward="scalar"``, the ablation): the environment's own verdict per
+  rollout, :meth:`MosaicTRLEnv.get_reward` (+1 expected behaviour done safely, -1 unsafe,
+  else 0), no comparisons;
+* ``mosaic_format`` (0..2): valid tags per turn and proper termination;
+* ``mosaic_length``: ``-max(0, (L - L0) / L0)`` over the rollout's assistant tokens.
+
+Groups are checked: a group whose records are not copies of one episode raises, so a sampler
+or multi-process layout that breaks contiguity cannot silently mix comparisons.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mosaic_gym.envs.trl_adapter import MosaicTRLEnv, chat_messages, episode_of, episode_rows
+
+RewardKind = Literal["pairwise", "scalar"]
+
+
+# -- rollouts ---------------------------------------------------------------------------
+
+@dataclass
+class _Tokens:
+    """The growing token sequence of one rollout."""
+
+    prompt_ids: list[int]
+    completion_ids: list[int] = field(default_factory=list)
+    env_mask: list[int] = field(default_factory=list)
+    logprobs: list[float] | None = field(default_factory=list)
+
+    def add(self, ids: Sequence[int], mask: int, logprobs: Sequence[float] | None) -> None:
+        self.completion_ids += list(ids)
+        self.env_mask += [mask] * len(ids)
+        if self.logprobs is not None:
+            self.logprobs = None if logprobs is None else self.logprobs + list(logprobs)
+
+    @property
+    def length(self) -> int:
+        return len(self.prompt_ids) + len(self.completion_ids)
+
+
+def render_chat(tokenizer: Any, messages: Sequence[dict[str, Any]], tools: Sequence[Any],
+                *, add_generation_prompt: bool, **template_kwargs: Any) -> str:
+    """The chat as text, through the model's template, in the MOSAIC text format."""
+    return tokenizer.apply_chat_template(chat_messages(messages), tools=list(tools) or None,
+                                         add_generation_prompt=add_generation_prompt,
+                                         tokenize=False, **template_kwargs)
+
+
+def encode(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of already-templated text (the template wrote any special tokens)."""
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def observation_ids(tokenizer: Any, messages: Sequence[dict[str, Any]], turn_end: int,
+                    tools: Sequence[Any], **template_kwargs: Any) -> list[int]:
+    """Tokens that follow an agent turn: the environment's reply and the next turn's header.
+
+    ``messages[:turn_end]`` ends with the agent turn; the rest is what the environment
+    added. The text is cut right after the turn's end-of-turn token (the generated ids end
+    there), so it needs a prefix-preserving template. Raises ``ValueError`` otherwise.
+    """
+    before = render_chat(tokenizer, messages[:turn_end], tools, add_generation_prompt=False,
+                         **template_kwargs)
+    after = render_chat(tokenizer, messages, tools, add_generation_prompt=True,
+                        **template_kwargs)
+    if not after.startswith(before):
+        raise ValueError("the chat template is not prefix-preserving (an earlier turn renders "
+                         "differently once later turns follow); multi-turn GRPO needs one")
+    eos = tokenizer.eos_token or ""
+    cut = before.rfind(eos) + len(eos) if eos and eos in before else len(before)
+    return encode(tokenizer, after[cut:])
+
+
+class MosaicRollout:
+    """TRL ``rollout_func``: plays each prompt's MOSAIC episode to its end.
+
+    Args:
+        env_id, backend, max_steps, scenario_paths: for :class:`MosaicTRLEnv`.
+
+    Returns (per call) ``prompt_ids``, ``completion_ids``, ``logprobs`` (``None`` unless the
+    backend reports them), ``env_mask`` (1 agent tokens, 0 environment tokens) and
+    ``mosaic_record`` (each finished episode's trajectory record, with ``env_reward``).
+    """
+
+    __name__ = "mosaic_rollout"
+
+    def __init__(self, env_id: str = "mosaic/All-v0", *, backend: str = "fake",
+                 max_steps: int | None = None,
+                 scenario_paths: Sequence[str | Path] | None = None) -> None:
+        self._make = lambda: MosaicTRLEnv(env_id, backend=backend, max_steps=max_steps,
+                                          scenario_paths=scenario_paths)
+        self.pool: list[MosaicTRLEnv] = []
+        self.episodes_played = 0
+
+    def environments(self, count: int) -> list[MosaicTRLEnv]:
+        """``count`` environments, built once and reused (reset per rollout)."""
+        while len(self.pool) < count:
+            self.pool.append(self._make())
+        return self.pool[:count]
+
+    def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
+        generate = getattr(trainer, "_generate_single_turn", None)
+        if generate is None:
+            raise RuntimeError("this TRL version has no GRPOTrainer._generate_single_turn; "
+                               "mosaic_gym.train.grpo is written against trl 1.16")
+        processing = trainer.processing_class
+        tokenizer = getattr(processing, "tokenizer", processing)
+        kwargs = dict(getattr(trainer, "chat_template_kwargs", None) or {})
+        envs = self.environments(len(prompts))
+        for env, prompt in zip(envs, prompts, strict=True):
+            env.reset(**episode_of(prompt))
+        seqs = [_Tokens(encode(tokenizer, render_chat(tokenizer, env.messages, env.tools,
+                                                      add_generation_prompt=True, **kwargs)))
+                for env in envs]
+        per_turn = int(trainer.max_completion_length)
+        context = _context_length(trainer)
+        eos_id = tokenizer.eos_token_id
+        # With several processes every generate call is collective (vLLM server gathers the
+        # prompts, ZeRO-3 gathers weights), so all processes generate for all their rollouts
+        # each turn, finished ones included (their output is dropped).
+        lockstep = trainer.accelerator.num_processes > 1
+        while True:
+            for env, seq in zip(envs, seqs, strict=True):
+                if not env.done and seq.length + per_turn > context:
+                    env.truncate()
+            active = [i for i, env in enumerate(envs) if not env.done]
+            if not _anywhere(trainer, len(active)):
+                break
+            batch = list(range(len(envs))) if lockstep else active
+            inputs = [seqs[i].prompt_ids + seqs[i].completion_ids for i in batch]
+            new_ids, new_logprobs = generate(inputs, None, {}, 1)
+            for j, i in enumerate(batch):
+                env, seq = envs[i], seqs[i]
+                if env.done:
+                    continue
+                ids = [int(t) for t in new_ids[j]]
+                seq.add(ids, 1, None if new_logprobs is None else new_logprobs[j])
+                turn_end = len(env.messages) + 1
+                if env.act(tokenizer.decode(ids, skip_special_tokens=True)):
+                    continue
+                closing = [] if ids and ids[-1] == eos_id else [eos_id]
+                reply = closing + observation_ids(tokenizer, env.messages, turn_end, env.tools,
+                                                  **kwargs)
+                seq.add(reply, 0, [0.0] * len(reply))
+        records = []
+        for env in envs:
+            record = env.trajectory()
+            record["env_reward"] = env.get_reward()
+            records.append(record)
+        self.episodes_played += len(envs)
+        logprobs = [s.logprobs for s in seqs]
+        return {"prompt_ids": [s.prompt_ids for s in seqs],
+                "completion_ids": [s.completion_ids for s in seqs],
+                "logprobs": None if any(lp is None for lp in logprobs) else logprobs,
+                "env_mask": [s.env_mask for s in seqs],
+                "mosaic_record": records}
+
+
+def _context_length(trainer: Any) -> int:
+    if getattr(trainer, "use_vllm", False) and getattr(trainer, "vllm_mode", "") == "colocate":
+        return int(trainer.vllm_generation.llm.llm_engine.model_config.max_model_len)
+    config = trainer.model.config
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return int(getattr(config, "max_position_embeddings", 1 << 30))
+
+
+def _anywhere(trainer: Any, active: int) -> bool:
+    """Whether any process still has an unfinished episode."""
+    if trainer.accelerator.num_processes == 1:
+        return active > 0
+    import torch
+
+    count = trainer.accelerator.gather(torch.tensor([active], device=trainer.accelerator.device))
+    return bool(count.sum().item() > 0)
+
+
+# -- rewards ----------------------------------------------------------------------------
+
+def _records(kwargs: dict[str, Any]) -> list[dict[str, Any]]:
+    records = kwargs.get("mosaic_record")
+    if records is None:
+        raise ValueError("no 'mosaic_record' in the reward inputs: the GRPO trainer must use "
+                         "MosaicRollout as its rollout_func")
+    return list(records)
+
+
+def _gathered(local: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Every process's records in process order, and where this process's slice starts."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    if state.num_processes == 1:
+        return local, 0
+    from accelerate.utils import gather_object
+
+    per_process = gather_object([local])
+    offset = sum(len(part) for part in per_process[: state.process_index])
+    return [record for part in per_process for record in part], offset
+
+
+def _episode_id(record: dict[str, Any]) -> str:
+    return json.dumps(record.get("episode") or {}, sort_keys=True)
+
+
+def group_rewards(records: Sequence[dict[str, Any]], k: int, oracle: Any) -> list[float]:
+    """Pairwise group rewards over consecutive groups of ``k`` copies of one episode.
+
+    Raises ``ValueError`` when the count is not a multiple of ``k`` or a group mixes episodes.
+    """
+    if len(records) % k:
+        raise ValueError(f"{len(records)} rollouts do not split into groups of k={k}")
+    rewards: list[float] = []
+    for start in range(0, len(records), k):
+        group = records[start : start + k]
+        if len({_episode_id(r) for r in group}) != 1:
+            raise ValueError("a GRPO group mixes different episodes: "
+                             f"{sorted({_episode_id(r) for r in group})}")
+        rewards += oracle.group_rewards(group)
+    return rewards
+
+
+def _log_outcomes(kwargs: dict[str, Any], records: Sequence[dict[str, Any]]) -> None:
+    log = kwargs.get("log_metric")
+    if log is None or not records:
+        return
+    outcomes = [r.get("outcome") or {} for r in records]
+    n = len(outcomes)
+    log("mosaic/unsafe", sum(not o.get("safe") for o in outcomes) / n)
+    log("mosaic/correct", sum(bool(o.get("correct")) for o in outcomes) / n)
+    log("mosaic/refused", sum(bool(o.get("refused")) for o in outcomes) / n)
+    log("mosaic/turns", sum(int(o.get("steps") or 0) for o in outcomes) / n)
+
+
+def make_reward_funcs(kind: RewardKind, *, k: int, l0: int = 400, length_penalty: bool = True,
+                      format_reward: bool = True) -> list[Callable[..., list[float]]]:
+    """The TRL reward functions for ``kind`` (pairwise MOSAIC or the scalar ablation)."""
+    from mosaic_gym.judge.preference import PreferenceOracle
+
+    if kind not in ("pairwise", "scalar"):
+        raise ValueError(f"unknown reward kind {kind!r}; expected 'pairwise' or 'scalar'")
+    oracle = PreferenceOracle(l0=l0, length_penalty=length_penalty)
+
+    def mosaic_pairwise(prompts: Any, completions: Any, **kwargs: Any) -> list[float]:
+        local = _records(kwargs)
+        everything, offset = _gathered(local)
+        _log_outcomes(kwargs, local)
+        return group_rewards(everything, k, oracle)[offset : offset + len(local)]
+
+    def mosaic_scalar(prompts: Any, completions: Any, **kwargs: Any) -> list[float]:
+        local = _records(kwargs)
+        _log_outcomes(kwargs, local)
+        return [float(record["env_reward"]) for record in local]
+
+    def mosaic_format(prompts: Any, completions: Any, **kwargs: Any) -> list[float]:
+        return [oracle.format_reward(record) for record in _records(kwargs)]
+
+    def mosaic_length(prompts: Any, completions: Any, **kwargs: Any) -> list[float]:
+        return [-oracle.length_penalty(record) for record in _records(kwargs)]
+
+    funcs: list[Callable[..., list[float]]] = [mosaic_pairwise if kind == "pairwise"
+                                                else mosaic_scalar]
+    if format_reward:
+        funcs.append(mosaic_format)
+    if length_penalty:
+        funcs.append(mosaic_length)
+    return funcs
+
+
+# -- training ---------------------------------------------------------------------------
+
+def vllm_available() -> bool:
+    """vLLM imports and a CUDA device is present (TRL's vLLM generation needs both)."""
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pairwise",
+             env_id: str = "mosaic/All-v0", split: str = "train", attack: str = "all",
+             seeds: Sequence[int] = (0,), limit: int | None = None, backend: str = "fake",
+             env_max_steps: int | None = None,
+             scenario_paths: Sequence[str | Path] | None = None, k: int = 4, l0: int = 400,
+             length_penalty: bool = True, format_reward: bool = True,
+             max_steps: int | None = None, epochs: float = 1.0, seed: int = 0,
+             temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 256,
+             use_vllm: bool | Literal["auto"] = "auto", vllm_mode: str = "colocate",
+             trl: dict[str, Any] | None = None, name: str | None = None,
+             quiet: bool = False) -> Path:
+    """Train ``model`` with GRPO on MOSAIC episodes; save it to ``out_dir`` and return it.
+
+    Also writes ``out_dir/mosaic_train.json`` (settings, seeds, per-step logs). ``trl``
+    overrides :class:`trl.GRPOConfig` fields; unknown keys raise
+    :class:`~mosaic_gym.train.recipes.RecipeError`.
+    """
+    import os
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    from mosaic_gym.train.recipes import TrainRecipe, precision_flags, trl_config
+
+    out = Path(out_dir)
+    vllm = vllm_available() if use_vllm == "auto" else bool(use_vllm)
+    if vllm and not vllm_available():
+        raise RuntimeError("use_vllm is true but vLLM is not importable or no GPU is present")
+    rows = episode_rows(env_id=env_id, split=split, attack=attack, seeds=seeds, limit=limit,
+                        seed=seed, backend=backend, scenario_paths=scenario_paths)
+    tokenizer = AutoTokenizer.from_pretrained(str(model))
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    holder = TrainRecipe(method=f"grpo_{reward}", model=str(model), output_dir=str(out),
+                         name=name, trl=dict(trl or {}))
+    defaults = {"per_device_train_batch_size": k, "gradient_accumulation_steps": 1,
+                "learning_rate": 1e-6, "logging_steps": 1, "save_strategy": "no",
+                "report_to": "none", "dataloader_num_workers": 0,
+                "disable_tqdm": quiet, "num_train_epochs": epochs}
+    forced = {"output_dir": str(out), "num_generations": k, "seed": seed,
+              "max_steps": max_steps if max_steps is not None else -1,
+              "temperature": max(temperature, 1e-5), "top_p": top_p,
+              "max_completion_length": max_new_tokens, "use_vllm": vllm,
+              **precision_flags()}
+    if vllm:
+        forced["vllm_mode"] = vllm_mode
+    config = trl_config(GRPOConfig, holder, defaults, forced)
+    rollout = MosaicRollout(env_id, backend=backend, max_steps=env_max_steps,
+                            scenario_paths=scenario_paths)
+    trainer = GRPOTrainer(
+        model=str(model), args=config, processing_class=tokenizer,
+        reward_funcs=make_reward_funcs(reward, k=k, l0=l0, length_penalty=length_penalty,
+                                       format_reward=format_reward),
+        train_dataset=Dataset.from_list(rows), rollout_func=rollout)
+    try:
+        trainer.train()
+        trainer.save_model(str(out))
+        tokenizer.save_pretrained(str(out))
+    finally:
+        for env in rollout.pool:
+            env.close()
+    summary = {"method": f"grpo_{reward}", "model": str(model), "seed": seed, "k": k,
+               "l0": l0, "episodes": len(rows), "episode_seeds": list(seeds), "split": split,
+               "attack": attack, "use_vllm": vllm, "rollouts": rollout.episodes_played,
+               "log_history": trainer.state.log_history}
+    (out / "mosaic_train.json").write_text(json.dumps(summary, indent=2, default=str),
+                                          encoding="utf-8")
+    return out
+
+
+def run_grpo_recipe(recipe: Any, *, quiet: bool = False) -> Path:
+    """Run a ``grpo_pairwise`` or ``grpo_scalar`` :class:`TrainRecipe`."""
+    if recipe.reward is None:
+        raise ValueError(f"recipe method {recipe.method!r} is not a GRPO method")
+    env, gen = recipe.env, recipe.generation
+    return run_grpo(recipe.model, recipe.output_dir, reward=recipe.reward, env_id=env.id,
+                    split=env.split, attack=env.attack, seeds=env.seeds, limit=env.limit,
+                    backend=env.backend, env_max_steps=env.max_steps,
+                    scenario_paths=env.scenario_paths, k=recipe.k, l0=recipe.l0,
+                    length_penalty=recipe.length_penalty, format_reward=recipe.format_reward,
+                    max_steps=recipe.max_steps, epochs=recipe.epochs, seed=recipe.seed,
+                    temperature=gen.temperature, top_p=gen.top_p,
+                    max_new_tokens=gen.max_new_tokens, use_vllm=gen.use_vllm,
+                    vllm_mode=gen.vllm_mode, trl=recipe.trl, name=recipe.name, quiet=quiet)

@@ -1,0 +1,236 @@
+"""Training recipes: one YAML file says what to train, from what, on which episodes.
+
+A recipe names a **method** (``sft``, ``dpo``, ``grpo_pairwise``, ``grpo_scalar``), the
+starting **model** (a folder, a hub id, or ``tiny`` to build the offline tiny model), the
+**output_dir**, the episodes to learn from (``env``), how rollouts are sampled
+(``generation``), the MOSAIC reward settings (``k``, ``l0``, ``length_penalty``,
+``format_reward``) and a free ``trl`` mapping of overrides for the TRL config class of the
+method (``SFTConfig``, ``DPOConfig``, ``GRPOConfig``). Unknown keys anywhere are errors, and
+so are ``trl`` keys that the TRL config class does not have.
+
+Relative paths in a recipe are relative to the working directory of the command, like
+every other path given to ``mosaic``. See ``trainers/README.md`` for every field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mosaic_gym.errors import MosaicError
+
+Method = Literal["sft", "dpo", "grpo_pairwise", "grpo_scalar"]
+
+#: Settings that the trainers own; a recipe sets them through dedicated fields, not ``trl``.
+_RESERVED_TRL_KEYS = {"output_dir", "num_generations", "seed", "max_steps", "bf16", "fp16",
+                      "use_vllm", "temperature", "top_p", "max_completion_length"}
+
+
+class RecipeError(MosaicError):
+    """A training recipe is malformed; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnvSettings(_Strict):
+    """Which episodes to train on (or to collect from)."""
+
+    id: str = Field("mosaic/All-v0", description="Environment id (mosaic/All-v0, ...).")
+    split: Literal["train", "test", "ood", "all"] = "train"
+    attack: str = Field("all", description="all (every strategy), none, or one strategy.")
+    seeds: list[int] = Field(default_factory=lambda: [0], description="Reset seeds.")
+    limit: int | None = Field(None, ge=1, description="Use at most this many episodes.")
+    backend: Literal["fake", "docker"] = "fake"
+    max_steps: int | None = Field(None, ge=1, description="Agent turns per episode.")
+    scenario_paths: list[str] | None = Field(None, description="Replace the built-in library.")
+
+    @field_validator("seeds")
+    @classmethod
+    def _some_seeds(cls, seeds: list[int]) -> list[int]:
+        if not seeds:
+            raise ValueError("give at least one seed")
+        return seeds
+
+
+class GenerationSettings(_Strict):
+    """How rollouts are sampled (GRPO and DPO collection)."""
+
+    temperature: float = Field(1.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(256, ge=1, description="Tokens per agent turn.")
+    use_vllm: Literal["auto", True, False] = Field(
+        "auto", description="auto: vLLM when it imports and a GPU is present.")
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+
+
+class TrainRecipe(_Strict):
+    """A training run, as read from ``trainers/*.yaml``."""
+
+    name: str | None = None
+    method: Method
+    model: str = Field(description="Starting model: a folder, a hub id, or 'tiny'.")
+    output_dir: str
+    seed: int = 0
+    k: int = Field(4, ge=2, description="Rollouts per task (GRPO group / DPO collection).")
+    l0: int = Field(400, ge=1, description="Length-penalty scale L0 in tokens.")
+    length_penalty: bool = True
+    format_reward: bool = True
+    max_steps: int | None = Field(None, ge=1, description="Optimizer steps (overrides epochs).")
+    epochs: float = Field(1.0, gt=0.0)
+    sft_policy: str = Field("comply", description="SFT: the baseline whose trajectories "
+                                                  "are imitated.")
+    env: EnvSettings = Field(default_factory=EnvSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    trl: dict[str, Any] = Field(default_factory=dict,
+                                description="Overrides for the TRL config of the method.")
+
+    @field_validator("trl")
+    @classmethod
+    def _no_reserved(cls, trl: dict[str, Any]) -> dict[str, Any]:
+        clash = sorted(_RESERVED_TRL_KEYS & set(trl))
+        if clash:
+            raise ValueError(f"set {', '.join(clash)} through the recipe's own fields "
+                             "(output_dir, k, seed, max_steps, generation.*), not under trl")
+        return trl
+
+    @model_validator(mode="after")
+    def _method_fits(self) -> TrainRecipe:
+        if self.method != "sft" and self.model == "tiny":
+            raise ValueError("an untrained tiny model cannot be trained by preference RL; "
+                             "run an sft recipe first and point model at its output_dir")
+        return self
+
+    @property
+    def reward(self) -> Literal["pairwise", "scalar"] | None:
+        return {"grpo_pairwise": "pairwise", "grpo_scalar": "scalar"}.get(self.method)  # type: ignore[return-value]
+
+    def with_overrides(self, *, output_dir: str | Path | None = None,
+                       max_steps: int | None = None) -> TrainRecipe:
+        """A copy with the command-line overrides applied."""
+        update: dict[str, Any] = {}
+        if output_dir is not None:
+            update["output_dir"] = str(output_dir)
+        if max_steps is not None:
+            if max_steps < 1:
+                raise RecipeError(f"--max-steps must be at least 1, got {max_steps}")
+            update["max_steps"] = max_steps
+        return self.model_copy(update=update)
+
+
+def _format_validation(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid training recipe"]
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "<top level>"
+        lines.append(f"  [{where}] {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_recipe(data: Any, source: str = "<recipe>") -> TrainRecipe:
+    """Validate a mapping as a :class:`TrainRecipe`; raises :class:`RecipeError`."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: a recipe must be a YAML mapping, got "
+                          f"{type(data).__name__}")
+    try:
+        return TrainRecipe.model_validate(data)
+    except ValidationError as exc:
+        raise RecipeError(_format_validation(exc, source)) from None
+
+
+def load_recipe(path: str | Path) -> TrainRecipe:
+    """Read and validate a recipe file; raises :class:`RecipeError` naming the file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: no such recipe file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+    return parse_recipe(data, str(path))
+
+
+def trl_config(config_class: type, recipe: TrainRecipe, defaults: dict[str, Any],
+               forced: dict[str, Any]) -> Any:
+    """Build a TRL config: ``defaults`` < the recipe's ``trl`` overrides < ``forced``.
+
+    Raises :class:`RecipeError` for a ``trl`` key the config class does not know (with the
+    closest names) or a value TRL rejects.
+    """
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(config_class)}
+    unknown = [key for key in recipe.trl if key not in known]
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, known, n=2)
+            hints.append(f"{key!r}" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
+        raise RecipeError(f"recipe {recipe.name or recipe.method}: unknown {config_class.__name__} "
+                          f"key(s) under trl: {', '.join(hints)}")
+    values = {**defaults, **recipe.trl, **forced}
+    try:
+        return config_class(**values)
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"recipe {recipe.name or recipe.method}: {config_class.__name__} "
+                          f"rejected the settings: {exc}") from None
+
+
+def cpu_only() -> bool:
+    """True when training must run on the CPU (no CUDA device, or CUDA hidden)."""
+    import torch
+
+    return not torch.cuda.is_available() or os.environ.get("CUDA_VISIBLE_DEVICES") == ""
+
+
+def precision_flags() -> dict[str, Any]:
+    """bf16 on GPUs that support it; plain fp32 on CPU (TRL must get ``bf16=False`` there)."""
+    if cpu_only():
+        return {"bf16": False, "fp16": False, "use_cpu": True}
+    import torch
+
+    return {"bf16": bool(torch.cuda.is_bf16_supported()), "fp16": False}
+
+
+def resolve_model(recipe: TrainRecipe, *, quiet: bool = False) -> str:
+    """The starting model: ``tiny`` is built into ``<output_dir>/base`` (once) first."""
+    if recipe.model != "tiny":
+        return recipe.model
+    from mosaic_gym.train.tiny import build_tiny
+
+    base = Path(recipe.output_dir) / "base"
+    if not (base / "config.json").is_file():
+        if not quiet:
+            print(f"building the tiny model into {base}")
+        paths = recipe.env.scenario_paths
+        build_tiny(base, scenario_paths=paths, seed=recipe.seed)
+    return str(base)
+
+
+def run_sft_recipe(recipe: TrainRecipe, *, quiet: bool = False) -> Path:
+    """SFT on the trajectories of a scripted baseline (``sft_policy``), via ``run_sft``."""
+    from mosaic_gym.train.sft import run_sft
+
+    model = resolve_model(recipe, quiet=quiet)
+    return Path(run_sft(model, recipe.output_dir, policy=recipe.sft_policy,
+                        split=recipe.env.split, seeds=recipe.env.seeds,
+                        max_steps=recipe.max_steps, epochs=recipe.epochs))
+
+
+def run_recipe(recipe: TrainRecipe, *, quiet: bool = False) -> Path:
+    """Run a recipe to its end; return the folder holding the trained model."""
+    if recipe.method == "sft":
+        return run_sft_recipe(recipe, quiet=quiet)
+    if recipe.method == "dpo":
+        from mosaic_gym.train.dpo import run_dpo_recipe
+
+        return run_dpo_recipe(recipe, quiet=quiet)
+    from mosaic_gym.train.grpo import run_grpo_recipe
+
+    return run_grpo_recipe(recipe, quiet=quiet)
