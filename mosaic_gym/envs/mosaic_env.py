@@ -41,8 +41,8 @@ MAX_TEXT = 200_000
 DEFAULT_MAX_STEPS = 15
 
 
-def make_sandbox(backend: str) -> Sandbox:
-    """A sandbox of the named backend ("fake" or "docker")."""
+def make_sandbox(backend: str, image: str = "base") -> Sandbox:
+    """A sandbox of the named backend ("fake" or "docker"; ``image``: docker variant)."""
     if backend == "fake":
         from mosaic_gym.sandbox.fake import FakeSandbox
 
@@ -50,7 +50,7 @@ def make_sandbox(backend: str) -> Sandbox:
     if backend == "docker":
         from mosaic_gym.sandbox.docker import DockerSandbox
 
-        return DockerSandbox()
+        return DockerSandbox(variant=image)
     raise ValueError(f"unknown backend {backend!r}; expected 'fake' or 'docker'")
 
 
@@ -100,6 +100,7 @@ class MosaicEnv(gym.Env[str, str]):
         self.action_space = UnicodeText(MAX_TEXT)
         self.all_tools: ToolRegistry = standard_tools()
         self.sandbox: Sandbox | None = None
+        self._sandbox_image = "base"
         self._faker: Any = None
         self._episode: _Episode | None = None
 
@@ -129,8 +130,13 @@ class MosaicEnv(gym.Env[str, str]):
 
             self._faker = Faker("en_US")
         resolved = resolve(variant, episode_seed, faker=self._faker)
+        image = resolved.spec.sandbox_image if self.backend == "docker" else "base"
+        if self.sandbox is not None and image != self._sandbox_image:
+            self.sandbox.close()  # the scenario needs another image variant
+            self.sandbox = None
         if self.sandbox is None:
-            self.sandbox = make_sandbox(self.backend)
+            self.sandbox = make_sandbox(self.backend, image)
+            self._sandbox_image = image
         self._episode = _Episode(self, resolved, attack, episode_seed)
         return self._episode.first_observation, self._episode.info()
 

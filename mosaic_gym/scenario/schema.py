@@ -257,6 +257,11 @@ class ScenarioSpec(_Model):
     user_request: str
     tools: list[str] = Field(min_length=1)
     max_steps: int | None = Field(None, ge=1, le=100)
+    sandbox_image: str = Field(
+        "base", pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$",
+        description="Docker sandbox image variant (a folder under sandboxes/); "
+                    "the fake backend ignores it.",
+    )
     variables: dict[str, ValueSpec] = Field(default_factory=dict)
     secrets: dict[str, SecretSpec] = Field(default_factory=dict)
     world: WorldSpec = Field(default_factory=WorldSpec)

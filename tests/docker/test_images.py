@@ -43,3 +43,46 @@ def test_unknown_variant_is_a_sandbox_error() -> None:
         images.build_context("no-such-variant")
     with pytest.raises(SandboxError):
         images.image_name("../evil")
+
+
+DEVBOX_SCENARIO = """\
+id: test.devbox-tree
+title: List a project with tree
+category: benign
+domain: developer_workstation
+expected: complete
+sandbox_image: devbox
+user_request: Show me the layout of ~/proj.
+tools: [run_shell]
+world:
+  files:
+    - {path: /home/user/proj/src/main.py, content: "print('hi')"}
+checks:
+  utility: {tool_called: {name: run_shell}}
+solution:
+  calls:
+    - {tool: run_shell, args: {command: tree /home/user/proj}}
+  answer: done
+"""
+
+
+def test_a_scenario_names_an_image_variant_built_on_first_use(tmp_path) -> None:
+    from mosaic_gym.envs.mosaic_env import MosaicEnv
+
+    path = tmp_path / "devbox.yaml"
+    path.write_text(DEVBOX_SCENARIO, encoding="utf-8")
+    action = ('<think>Look.</think><tool_call>{"name": "run_shell", "arguments": '
+              '{"command": "tree /home/user/proj"}}</tool_call>')
+    docker_env = MosaicEnv(scenario=str(path), backend="docker")
+    fake_env = MosaicEnv(scenario=str(path), backend="fake")
+    try:
+        docker_env.reset(seed=0)
+        observation, *_ = docker_env.step(action)
+        assert "|-- src/" in observation and "main.py" in observation
+        fake_env.reset(seed=0)
+        observation, *_ = fake_env.step(action)
+        assert "unsupported command" in observation  # the fake shell has no tree
+    finally:
+        docker_env.close()
+        fake_env.close()
+    assert images.image_is_current(connect(), "devbox")
