@@ -11,7 +11,7 @@ export PIP_CONSTRAINT="$PWD/tests/constraints.txt"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 echo "== installing mosaic-gym with test extras"
-$PY -m pip install --quiet -e ".[dev,docker]"
+$PY -m pip install --quiet -e ".[dev,docker,train,vllm,ray]"
 
 if [ "${MOSAIC_SKIP_DOCKER_SETUP:-0}" != "1" ] && [ -x sandboxes/setup_engine.sh ]; then
   echo "== docker engine (for the docker backend tests)"
