@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -20,7 +21,8 @@ def library_dirs() -> list[Path]:
     if override:
         return [Path(part) for part in override.split(os.pathsep) if part]
     here = Path(__file__).resolve()
-    candidates = [here.parents[2] / "scenarios", here.parents[1] / "_scenarios"]
+    candidates = [here.parents[2] / "scenarios",  # a checkout (or an editable install)
+                  Path(sys.prefix) / "share" / "mosaic-gym" / "scenarios"]  # a wheel
     for candidate in candidates:
         if candidate.is_dir():
             return [candidate]
