@@ -21,6 +21,7 @@ Only the standard library is used (``urllib``), so this backend needs no extra i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -324,10 +325,8 @@ def _assistant_text(document: Any) -> str | None:
         for call in calls:
             function = call.get("function", {}) if isinstance(call, dict) else {}
             arguments = function.get("arguments")
-            try:
+            with contextlib.suppress(ValueError):
                 arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
-            except ValueError:
-                pass
             rendered.append("<tool_call>" + json.dumps(
                 {"name": function.get("name"), "arguments": arguments},
                 ensure_ascii=False) + "</tool_call>")
