@@ -129,7 +129,11 @@ def test_request_shape_and_text(serve):
     assert first["model"] == "tiny"
     assert first["max_tokens"] == 32 and "max_new_tokens" not in first
     assert (first["temperature"], first["top_p"], first["top_k"]) == (0.7, 0.9, 20)
-    assert (first["seed"], second["seed"]) == (5, 6)  # reproducible, yet not identical draws
+    assert first["seed"] != second["seed"]  # each turn its own draw...
+    replay = OpenAIPolicy("tiny", server.url, sampling={"seed": 5})
+    replay.reset(None, seed=None)
+    replay.act(MESSAGES, TOOLS)
+    assert server.requests[2]["body"]["seed"] == first["seed"]  # ...reproducible per episode
     assert first["tools"] == TOOLS and first["tool_choice"] == "none"
     # The assistant's MOSAIC text is kept verbatim; bookkeeping tool_calls are not sent.
     assert first["messages"][2] == {"role": "assistant", "content": MESSAGES[2]["content"]}
@@ -249,6 +253,23 @@ def test_act_batch_is_concurrent_and_ordered(serve):
     assert policy.act_batch([]) == []
 
 
+def test_seeds_follow_episodes_and_batches(serve):
+    server = serve(lambda body: (200, chat_reply("x"), 0.0))
+    policy = OpenAIPolicy("m", server.url, sampling={"seed": 0})
+    policy.reset(None, seed=1)
+    policy.act(MESSAGES, TOOLS)
+    policy.act(MESSAGES, TOOLS)
+    policy.reset(None, seed=1)
+    policy.act(MESSAGES, TOOLS)
+    policy.act_batch([(MESSAGES, TOOLS)] * 3)
+    seeds = [r["body"]["seed"] for r in server.requests]
+    assert seeds[0] == seeds[2] and seeds[0] != seeds[1]  # replay after reset
+    assert len(set(seeds[3:])) == 3  # group members are distinct samples
+    unseeded = OpenAIPolicy("m", server.url, sampling={"temperature": 1.0})
+    unseeded.act(MESSAGES, TOOLS)
+    assert "seed" not in server.requests[-1]["body"]
+
+
 def test_models_endpoint(serve):
     server = serve(lambda body: (200, {"object": "list", "data": [{"id": "tiny"}]}, 0.0))
     assert OpenAIPolicy("tiny", server.url).models() == ["tiny"]
@@ -281,3 +302,25 @@ def test_plays_a_whole_episode(serve):
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         OpenAIPolicy(**kwargs)
+
+
+def test_recipe_builds_the_openai_policy(serve, tmp_path):
+    recipes = pytest.importorskip("mosaic_gym.agent.recipes")
+    server = serve(lambda body: (200, chat_reply(REFUSAL), 0.0))
+    path = tmp_path / "served.yaml"
+    path.write_text(f"""
+name: served-tiny
+model: tiny
+backend: openai
+base_url: {server.url}
+chat_template_kwargs: {{enable_thinking: false}}
+sampling: {{temperature: 0.5, top_k: 7, max_new_tokens: 20, seed: 3}}
+options: {{timeout: 5, concurrency: 2}}
+""")
+    policy = recipes.load_policy(str(path))
+    assert isinstance(policy, OpenAIPolicy) and policy.name == "served-tiny"
+    assert policy.act(MESSAGES, TOOLS) == REFUSAL
+    body = server.requests[0]["body"]
+    assert (body["model"], body["temperature"], body["top_k"], body["max_tokens"]) == (
+        "tiny", 0.5, 7, 20)
+    assert body["chat_template_kwargs"] == {"enable_thinking": False}

@@ -22,6 +22,7 @@ Only the standard library is used (``urllib``), so this backend needs no extra i
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import threading
@@ -40,6 +41,7 @@ __all__ = [
     "OpenAIPolicy",
     "ServerStats",
     "ServerUnavailableError",
+    "derive_seed",
     "to_server_messages",
 ]
 
@@ -53,6 +55,13 @@ _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 #: Phrases of a "prompt too long for the model" answer (vLLM, OpenAI).
 _CONTEXT_PHRASES = ("maximum context length", "context length", "too long",
                     "max_model_len", "maximum model length")
+
+
+def derive_seed(*parts: object) -> int:
+    """A 31-bit seed from any parts, stable across processes (same rule as the
+    transformers backend)."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 class OpenAIBackendError(MosaicError):
@@ -128,8 +137,11 @@ class OpenAIPolicy:
             added).
         sampling: ``temperature``, ``top_p``, ``max_new_tokens`` (or ``max_tokens``),
             ``seed``, ``stop``; other keys (``top_k``, ``min_p``,
-            ``repetition_penalty``...) are passed through for vLLM. A ``seed`` makes runs
-            reproducible: request *n* of this policy is sent with ``seed + n``.
+            ``repetition_penalty``, ``chat_template_kwargs``...) are passed through for
+            vLLM. With a ``seed``, each request carries a seed derived from it: in
+            :meth:`act`, from (seed, episode seed, step), so an episode replays identically
+            whatever else ran before; in :meth:`act_batch`, from (seed, "batch", call number,
+            position), so the members of a group are different samples.
         api_key: bearer token; defaults to ``$OPENAI_API_KEY`` or none.
         timeout: seconds per request. max_retries: retries after the first attempt.
         backoff: first retry delay in seconds, doubled each retry.
@@ -161,17 +173,23 @@ class OpenAIPolicy:
         self.name = name or f"openai:{model}"
         self.params, self.seed = self._sampling(sampling or {})
         self.stats = ServerStats()
-        self._counter = 0
-        self._counter_lock = threading.Lock()
+        self._episode_seed: int | None = None
+        self._step = 0
+        self._batches = 0
 
     # -- Policy protocol -----------------------------------------------------------
     def reset(self, scenario: Any = None, seed: int | None = None) -> None:
-        """Nothing to reset: the whole state is in the messages."""
+        """Start an episode: remember its seed for per-turn sampling seeds."""
+        self._episode_seed = seed
+        self._step = 0
 
     def act(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]],
             info: Mapping[str, Any] | None = None) -> str:
         """The next assistant turn as raw text."""
-        return self._complete(messages, tools, self._next_seed())
+        seed = None if self.seed is None else derive_seed(self.seed, self._episode_seed,
+                                                           self._step)
+        self._step += 1
+        return self._complete(messages, tools, seed)
 
     def act_batch(self, batch: Sequence[tuple[Sequence[Mapping[str, Any]],
                                               Sequence[Mapping[str, Any]]]]) -> list[str]:
@@ -179,7 +197,10 @@ class OpenAIPolicy:
         items = list(batch)
         if not items:
             return []
-        seeds = [self._next_seed() for _ in items]
+        call = self._batches
+        self._batches += 1
+        seeds = [None if self.seed is None else derive_seed(self.seed, "batch", call, i)
+                 for i in range(len(items))]
         if len(items) == 1 or self.concurrency == 1:
             return [self._complete(m, t, s) for (m, t), s in zip(items, seeds, strict=True)]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items))) as pool:
@@ -207,12 +228,6 @@ class OpenAIPolicy:
             else:
                 params[_RENAMED.get(key, key)] = value
         return params, seed
-
-    def _next_seed(self) -> int | None:
-        with self._counter_lock:
-            n = self._counter
-            self._counter += 1
-        return None if self.seed is None else self.seed + n
 
     def _payload(self, messages: Sequence[Mapping[str, Any]],
                  tools: Sequence[Mapping[str, Any]], seed: int | None) -> dict[str, Any]:

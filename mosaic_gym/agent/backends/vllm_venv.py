@@ -248,7 +248,7 @@ def ensure_vllm_venv(path: Path | None = None, *, force: bool = False) -> VllmVe
             vpy = str(path / "bin" / "python")
             print(f"[vllm-venv] step 2/4: pip install {spec} (pins its own torch; a few "
                   "minutes the first time)", flush=True)
-            _run([vpy, "-m", "pip", "install", spec], log=log, env=env)
+            _run([vpy, "-m", "pip", "install", "--retries", "3", spec], log=log, env=env)
             print("[vllm-venv] step 3/4: CPU fix-ups (drop CUDA-only extras, `vllm` alias)",
                   flush=True)
             _fix_up(path, log=log, env=env)
