@@ -195,10 +195,11 @@ class LockstepCollector:
         slot.job = job
 
     def _actions(self, live: Sequence[_Slot]) -> list[str]:
+        shared: Any = self.shared
         if self.batched:
-            return list(self.shared.act_batch([(s.info["messages"], s.info["tools"])
-                                               for s in live]))
-        return [(s.policy or self.shared).act(s.info["messages"], s.info["tools"], s.info)
+            return list(shared.act_batch([(s.info["messages"], s.info["tools"])
+                                          for s in live]))
+        return [(s.policy or shared).act(s.info["messages"], s.info["tools"], s.info)
                 for s in live]
 
     def _step(self, slot: _Slot, action: str,

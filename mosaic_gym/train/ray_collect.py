@@ -83,7 +83,7 @@ def collect_with_ray(specs: Sequence[GroupSpec], *, address: str, policy: Any, e
     num_actors = max(1, min(num_actors, len(chunks)))
     options = {"num_cpus": 1, **dict(actor_options or {})}
     remote = ray.remote(RolloutWorker).options(**options)
-    actors = [remote.remote(source, env_id, k, num_envs, dict(env_kwargs))
+    actors: list[Any] = [remote.remote(source, env_id, k, num_envs, dict(env_kwargs))
               for _ in range(num_actors)]
     waiting = list(reversed(chunks))
     in_flight: dict[Any, Any] = {}
