@@ -10,7 +10,9 @@ Prints one table:
 * exec step: one command through the persistent shell against one plain
   ``exec_run``; target <= 15 ms p50;
 * N sandboxes alive at once, each setting up a world and running a few
-  commands (no failure allowed).
+  commands (no failure allowed);
+* N docker environments at once through ``gym.make_vec``, each playing its
+  scenario's reference solution, episodes restarting as they end (no failure).
 
 Needs a Docker engine (``sandboxes/setup_engine.sh``).
 """
@@ -148,10 +150,59 @@ def bench_many(count: int) -> tuple[str, float, int, int]:
             elapsed, alive, len(failures))  # fmt: skip
 
 
+def bench_vector_envs(count: int, steps: int) -> tuple[str, float, int, int, int]:
+    """``count`` docker environments in one ``gym.make_vec``, each playing its scenario's
+    reference solution (episodes restart as they end); returns wall time, sandboxes alive,
+    steps played and failures (exceptions or ``infra_error`` outcomes)."""
+    import gymnasium as gym
+
+    import mosaic_gym  # noqa: F401  (registers the ids)
+    from mosaic_gym.agent.baselines import ReferencePolicy
+
+    start = time.perf_counter()
+    envs = gym.make_vec("mosaic/All-v0", num_envs=count, vectorization_mode="sync",
+                        backend="docker", split="all", attack="random")
+    failures, played = 0, 0
+    try:
+        _, infos = envs.reset(seed=list(range(count)))
+        subenvs = [env.unwrapped for env in envs.envs]
+        policies = [ReferencePolicy() for _ in subenvs]
+        for policy, env in zip(policies, subenvs, strict=True):
+            policy.reset(env.current_scenario)
+        alive = sum(1 for env in subenvs
+                    if env.sandbox is not None and env.sandbox.exec("true").exit_code == 0)
+        restart = [False] * count
+        for _ in range(steps):
+            actions = []
+            for policy, env in zip(policies, subenvs, strict=True):
+                messages = env.episode.messages if env.episode is not None else []
+                actions.append(policy.act(messages, [], None))
+            _, _, terminated, truncated, infos = envs.step(tuple(actions))
+            played += count - sum(restart)
+            for index, env in enumerate(subenvs):
+                if restart[index]:  # this step was the autoreset: a new episode began
+                    policies[index].reset(env.current_scenario)
+                    restart[index] = False
+                elif terminated[index] or truncated[index]:
+                    outcome = env.episode.outcome if env.episode is not None else None
+                    failures += outcome is None or outcome.infra_error is not None
+                    restart[index] = True
+    except Exception as error:  # noqa: BLE001 - a crash is a failure to report
+        print(f"failure: {type(error).__name__}: {error}", file=sys.stderr)
+        failures += 1
+        alive = 0
+    finally:
+        envs.close()
+    elapsed = time.perf_counter() - start
+    return (f"{count} docker envs in gym.make_vec (sync), reference policy",
+            elapsed, alive, played, failures)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--sandboxes", type=int, default=32)
+    parser.add_argument("--vec-steps", type=int, default=12, help="vector steps to play")
     args = parser.parse_args()
     DockerSandbox().close()  # build the image and warm the engine outside the measurements
     rows = bench_resets(args.rounds) + bench_exec(args.rounds * 4)
@@ -163,6 +214,9 @@ def main() -> None:
     name, elapsed, alive, failures = bench_many(args.sandboxes)
     print("-" * 72)
     print(f"{name}: {alive}/{args.sandboxes} alive, {failures} failures, {elapsed:.1f} s wall")
+    name, elapsed, alive, played, failures = bench_vector_envs(args.sandboxes, args.vec_steps)
+    print(f"{name}: {alive}/{args.sandboxes} alive, {played} steps, {failures} failures, "
+          f"{elapsed:.1f} s wall (incl. start-up)")
 
 
 if __name__ == "__main__":
