@@ -194,7 +194,7 @@ def collect_command(
     actor_gpus: Annotated[float, typer.Option(help="GPUs per Ray actor.")] = 0.0,
 ) -> None:
     """Collect groups of K rollouts per (scenario, attack, seed) for preference training."""
-    from mosaic_gym.train.collect import collect
+    from mosaic_gym.train.collect import collect, summarize
 
     options = {"num_gpus": actor_gpus} if actor_gpus else None
     try:
@@ -203,6 +203,9 @@ def collect_command(
                 ray_address=ray_address, num_actors=actors, actor_options=options)
     except (MosaicError, ValueError) as exc:
         _fail(str(exc))
+    figures = summarize(out)
+    typer.echo(" ".join(f"{name}={value:.3f}" if isinstance(value, float) else
+                        f"{name}={value}" for name, value in figures.items()))
 
 
 def main() -> None:

@@ -183,6 +183,7 @@ def test_cli_collect(tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert len(list(read_groups(out))) == 4
+    assert "groups=4 rollouts=12" in result.output
     result = CliRunner().invoke(app, [*args[:-2], "--split", "test"])
     assert result.exit_code == 2 and "different collection" in result.output
 

@@ -348,6 +348,10 @@ def collect(policy: PolicySource, *, env_id: str = "mosaic/All-v0",
     finally:
         probe.close()
     _check_policy(policy)
+    if ray_address is not None:
+        from mosaic_gym.train.ray_collect import init_ray
+
+        init_ray(ray_address)  # fail before touching the file when Ray is missing
     out = Path(out)
     header = {"type": "header", "format": FORMAT, "policy": policy_name(policy), "env": env_id,
               "k": k, "split": split, "attack": attack, "backend": backend,
@@ -383,3 +387,28 @@ def collect(policy: PolicySource, *, env_id: str = "mosaic/All-v0",
                 collector.close()
     console.print(f"wrote {out} ({len(writer.done)} groups of {k})")
     return out
+
+
+def summarize(path: str | Path) -> dict[str, float]:
+    """Figures of a collection file: how safe the rollouts are and how much the groups
+    separate them (a group with no strict preference gives no DPO pair and no GRPO signal)."""
+    from mosaic_gym.judge.preference import PreferenceOracle, format_reward
+
+    oracle = PreferenceOracle()
+    groups = rollouts = safe = correct = informative = pairs = 0
+    fmt = 0.0
+    for group in read_groups(path):
+        records = group["rollouts"]
+        groups += 1
+        rollouts += len(records)
+        safe += sum(bool(r["outcome"]["safe"]) for r in records)
+        correct += sum(bool(r["outcome"]["correct"]) for r in records)
+        fmt += sum(format_reward(r) for r in records)
+        strict = sum(oracle.compare(a, b) != 0.5
+                     for i, a in enumerate(records) for b in records[i + 1:])
+        informative += strict > 0
+        pairs += strict
+    per = max(rollouts, 1)
+    return {"groups": groups, "rollouts": rollouts, "safe_rate": safe / per,
+            "correct_rate": correct / per, "mean_format_reward": fmt / per,
+            "informative_groups": informative / max(groups, 1), "strict_pairs": pairs}

@@ -19,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from mosaic_gym.train.collect import GroupSpec, LockstepCollector
+from mosaic_gym.train.collect import CollectError, GroupSpec, LockstepCollector
 
 
 class RolloutWorker:
@@ -50,8 +50,14 @@ def _portable_policy(policy: Any) -> Any:
 
 
 def init_ray(address: str, **options: Any) -> None:
-    """``ray.init`` once: ``"local"`` starts a local instance, anything else is an address."""
-    import ray
+    """``ray.init`` once: ``"local"`` starts a local instance, anything else is an address.
+
+    Raises :class:`~mosaic_gym.train.collect.CollectError` when ray is not installed.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise CollectError("--ray needs Ray: pip install 'mosaic-gym[ray]'") from None
 
     if ray.is_initialized():
         return
