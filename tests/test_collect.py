@@ -163,6 +163,26 @@ def test_batched_policy_generates_for_all_live_envs_at_once(tmp_path):
     assert all(r["outcome"]["refused"] for g in groups for r in g["rollouts"])
 
 
+def test_unbatched_policy_object_plays_one_episode_at_a_time(tmp_path):
+    class Recorder(RandomPolicy):
+        name = "random"
+
+        def __init__(self):
+            super().__init__()
+            self.seeds = []
+
+        def reset(self, scenario, seed=None):
+            self.seeds.append(seed)
+            super().reset(scenario, seed)
+
+    policy = Recorder()
+    out = collect(policy, out=tmp_path / "u.jsonl", k=3, seeds=2, limit=LIMIT // 2,
+                  num_envs=4, quiet=True)
+    groups = list(read_groups(out))
+    assert len(policy.seeds) == 3 * len(groups) == 3 * (LIMIT // 2)
+    assert policy.seeds == [r["sampling_seed"] for g in groups for r in g["rollouts"]]
+
+
 def test_sampling_seed_is_stable_and_distinct():
     from mosaic_gym.train.collect import GroupSpec
 

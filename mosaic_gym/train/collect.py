@@ -165,7 +165,10 @@ class LockstepCollector:
         self.batched = batched
         env_kwargs.setdefault("attack", "none")
         self.envs = [make_env(env_id, **env_kwargs) for _ in range(num_envs)]
-        self.slots = [_Slot(env.unwrapped, factory() if factory else None) for env in self.envs]
+        # A shared policy that cannot batch plays one episode at a time and is reset per
+        # rollout like a per-slot one; a batched one is never reset (it serves every slot).
+        self.slots = [_Slot(env.unwrapped, factory() if factory else
+                            None if batched else self.shared) for env in self.envs]
 
     def close(self) -> None:
         for env in self.envs:
