@@ -28,6 +28,7 @@ import os
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,10 +46,7 @@ __all__ = [
     "to_server_messages",
 ]
 
-#: Sampling keys sent as they are (OpenAI chat-completions parameters).
-_DIRECT = {"temperature", "top_p", "max_tokens", "stop", "presence_penalty",
-           "frequency_penalty", "n", "logit_bias"}
-#: Our names for OpenAI's parameters.
+#: Our names for OpenAI's parameters (every other sampling key is sent as it is).
 _RENAMED = {"max_new_tokens": "max_tokens"}
 #: Retried HTTP statuses: the server is busy, starting or failing transiently.
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -162,6 +160,11 @@ class OpenAIPolicy:
             raise ValueError("timeout > 0, max_retries >= 0, backoff >= 0, concurrency >= 1")
         root = base_url.rstrip("/")
         self.base_url = root if root.endswith("/v1") else root + "/v1"
+        host = urllib.parse.urlsplit(self.base_url).hostname or ""
+        # A local server is never reached through an HTTP proxy set in the environment.
+        self._opener = (urllib.request.build_opener(urllib.request.ProxyHandler({}))
+                        if host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+                        else urllib.request.build_opener())
         self.model = model
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.timeout = float(timeout)
@@ -277,7 +280,7 @@ class OpenAIPolicy:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
             request = urllib.request.Request(url, data=data, method=method, headers=headers)
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                with self._opener.open(request, timeout=self.timeout) as response:
                     raw = response.read()
             except urllib.error.HTTPError as exc:
                 message = _error_message(exc)
