@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -34,10 +34,10 @@ def eval_command(
     attack: Annotated[str, typer.Option(help="all (every strategy), none, or a strategy.")] = "all",
     seeds: Annotated[int, typer.Option(help="Seeds per (scenario, attack).")] = 1,
     backend: Annotated[str, typer.Option(help="fake or docker.")] = "fake",
-    scenario: Annotated[Optional[str], typer.Option(help="For mosaic/Scenario-v0.")] = None,
+    scenario: Annotated[str | None, typer.Option(help="For mosaic/Scenario-v0.")] = None,
     out: Annotated[Path, typer.Option(help="Directory for metrics.json and "
                                            "trajectories.jsonl.")] = Path("runs/eval"),
-    limit: Annotated[Optional[int], typer.Option(help="Play at most this many episodes.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Play at most this many episodes.")] = None,
 ) -> None:
     """Evaluate a policy: one table per category, JSON metrics, JSONL trajectories."""
     from mosaic_gym.evaluate import evaluate_policy
@@ -52,7 +52,7 @@ def eval_command(
 
 @scenarios_app.command("check")
 def scenarios_check(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or directories "
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or directories "
                                                                "(default: the library).")] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per scenario.")] = 2,
     backend: Annotated[str, typer.Option(help="fake or docker.")] = "fake",
@@ -80,7 +80,7 @@ def scenarios_check(
 
 @scenarios_app.command("schema")
 def scenarios_schema(
-    out: Annotated[Optional[Path], typer.Option(help="Write here instead of stdout.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
 ) -> None:
     """Print the JSON Schema of scenario files (for editor validation and completion)."""
     from mosaic_gym.scenario.schema import ScenarioSpec
@@ -95,7 +95,7 @@ def scenarios_schema(
 
 @scenarios_app.command("list")
 def scenarios_list(
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="Files or directories.")] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files or directories.")] = None,
 ) -> None:
     """List scenario variants with category, domain, split, and the episode count."""
     from rich.console import Console
@@ -170,6 +170,46 @@ def tiny_command(
     typer.echo(f"wrote {path}: {info['parameters']:,} parameters, vocabulary {info['vocab_size']}")
 
 
+@app.command("sft")
+def sft_command(
+    model: Annotated[Path, typer.Option(help="Model folder to fine-tune.")] = Path(
+        "runs/tiny/base"),
+    out: Annotated[Path, typer.Option(help="Folder for the fine-tuned model.")] = Path(
+        "runs/tiny/sft"),
+    policy: Annotated[str, typer.Option(help="Scripted teacher (a built-in "
+                                             "baseline).")] = "comply",
+    split: Annotated[str, typer.Option(help="Scenario split of the teacher's "
+                                            "episodes.")] = "train",
+    seeds: Annotated[int, typer.Option(help="Seeds per (scenario, attack).")] = 4,
+    max_steps: Annotated[int, typer.Option(help="Optimizer steps (-1: use --epochs).")] = 300,
+    epochs: Annotated[float, typer.Option(help="Epochs when --max-steps is -1.")] = 1.0,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    batch_size: Annotated[int, typer.Option(help="Episodes per optimizer step.")] = 4,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    check: Annotated[int, typer.Option(help="Then play up to this many test-split episodes "
+                                            "(one per scenario) and print the format-error "
+                                            "rate (0: skip).")] = 0,
+) -> None:
+    """Fine-tune a model on a scripted teacher's trajectories (assistant-only loss, CPU)."""
+    from mosaic_gym.train.sft import check_format, run_sft
+
+    try:
+        path = run_sft(model, out, policy=policy, split=split, seeds=range(seeds),
+                       max_steps=max_steps, epochs=epochs, learning_rate=lr,
+                       batch_size=batch_size, seed=seed)
+    except (MosaicError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+        return
+    info = json.loads((path / "mosaic_sft.json").read_text(encoding="utf-8"))
+    typer.echo(f"wrote {path} ({info['steps']} steps on {info['episodes']} episodes, "
+               f"loss {info['first_logged_loss']} -> {info['last_logged_loss']}); "
+               f"recipe: {path / 'policy.yaml'}")
+    if check > 0:
+        stats = check_format(path, episodes=check)
+        typer.echo(f"format-error rate on {stats['episodes']} test episodes: "
+                   f"{100 * stats['format_error_rate']:.1f}% of {stats['turns']} turns")
+
+
 @app.command("collect")
 def collect_command(
     policy: Annotated[str, typer.Option(help="Built-in policy (reference, comply, refuse, "
@@ -206,6 +246,40 @@ def collect_command(
     figures = summarize(out)
     typer.echo(" ".join(f"{name}={value:.3f}" if isinstance(value, float) else
                         f"{name}={value}" for name, value in figures.items()))
+
+
+@app.command("train")
+def train_command(
+    recipe: Annotated[Path, typer.Option(help="Training recipe YAML (trainers/*.yaml).")],
+    out: Annotated[Path | None, typer.Option(help="Override the recipe's output_dir.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Override the optimizer steps.")] = None,
+) -> None:
+    """Train a policy from a recipe: SFT, DPO, or GRPO (pairwise MOSAIC or scalar)."""
+    from mosaic_gym.train.recipes import load_recipe, run_recipe
+
+    try:
+        loaded = load_recipe(recipe).with_overrides(output_dir=out, max_steps=max_steps)
+        path = run_recipe(loaded)
+    except (MosaicError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+        return
+    typer.echo(f"wrote {path}")
+
+
+@app.command("replicate")
+def replicate_command(
+    out: Annotated[Path, typer.Option(help="Folder for models, metrics and the "
+                                           "table.")] = Path("runs/replicate"),
+    quick: Annotated[bool, typer.Option(help="A few steps per stage (the CI form).")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of every stage.")] = 0,
+) -> None:
+    """Tiny model -> SFT -> pairwise GRPO, scalar GRPO and DPO; before/after table on ood."""
+    from mosaic_gym.train.replicate import replicate
+
+    try:
+        replicate(out, quick=quick, seed=seed)
+    except (MosaicError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
 
 
 def main() -> None:

@@ -1,0 +1,172 @@
+"""Supervised fine-tuning on scripted trajectories (TRL ``SFTTrainer``, CPU friendly).
+
+The default teacher is the ``comply`` baseline: it always writes well-formed MOSAIC turns
+and does whatever it is asked, by the user or by injected text. A tiny model fine-tuned on
+it learns the action format and comply's unsafe habits, which is the starting point the
+preference-RL trainers then improve on (safety has to come from the RL signal, not SFT).
+
+Rows are conversational (``messages`` + a ``tools`` column holding the JSON schemas as a
+JSON string, which TRL decodes), rendered by the model's chat template. The loss covers
+assistant turns only (TRL ``assistant_only_loss``: the template's ``{% generation %}``
+spans); system, user and tool-output tokens are masked.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mosaic_gym.agent.backends.chat import chat_messages
+
+
+def teacher_records(policy: str = "comply", *, split: str = "train",
+                    seeds: Iterable[int] = range(4), attack: str = "all",
+                    env_id: str = "mosaic/All-v0",
+                    scenario_paths: Sequence[str | Path] | None = None,
+                    progress: bool = True) -> list[dict[str, Any]]:
+    """Trajectory records of a built-in baseline playing every (variant, attack, seed)."""
+    from rich.progress import track
+
+    from mosaic_gym.agent.baselines import make_baseline
+    from mosaic_gym.envs.mosaic_env import MosaicEnv
+    from mosaic_gym.runner import episode_plan, play
+
+    category = {"mosaic/All-v0": "all", "mosaic/Benign-v0": "benign",
+                "mosaic/Harmful-v0": "harmful", "mosaic/Injection-v0": "injection",
+                "mosaic/Privacy-v0": "privacy"}.get(env_id)
+    if category is None:
+        raise ValueError(f"unsupported env {env_id!r} for SFT data; use mosaic/All-v0 or a "
+                         "category env (Benign, Harmful, Injection, Privacy)")
+    env = MosaicEnv(category=category, split=split, attack="none",
+                    scenario_paths=scenario_paths)
+    try:
+        plan = episode_plan(env.pool, list(seeds), attack=attack)
+        return [play(env, make_baseline(policy, seed=spec.seed), spec)
+                for spec in track(plan, description=f"playing {policy}", disable=not progress)]
+    finally:
+        env.close()
+
+
+def sft_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Conversational SFT rows ``{"messages", "tools"}`` from trajectory records.
+
+    Messages are reduced to role and content (assistant contents are the raw MOSAIC text;
+    the structured ``tool_calls`` copies are dropped), ``tools`` is a JSON string so rows
+    with different tool sets share one Arrow schema.
+    """
+    rows = []
+    for record in records:
+        messages = [{"role": m["role"], "content": m["content"]}
+                    for m in chat_messages(record["messages"])]
+        if not any(m["role"] == "assistant" for m in messages):
+            continue
+        rows.append({"messages": messages,
+                     "tools": json.dumps(list(record.get("tools") or []), ensure_ascii=False)})
+    return rows
+
+
+def format_error_rate(records: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """Share of assistant turns the environment's parser rejected, over trajectory records."""
+    turns = errors = episodes = 0
+    for record in records:
+        episodes += 1
+        steps = record.get("steps") or []
+        turns += len(steps)
+        errors += sum(1 for step in steps if step.get("kind") == "invalid")
+    return {"episodes": episodes, "turns": turns, "format_errors": errors,
+            "format_error_rate": errors / turns if turns else 0.0}
+
+
+def run_sft(model_dir: str | Path, out_dir: str | Path, *, policy: str = "comply",
+            split: str = "train", seeds: Iterable[int] = range(4), attack: str = "all",
+            max_steps: int = -1, epochs: float = 1.0, learning_rate: float = 2e-3,
+            batch_size: int = 4, grad_accum: int = 1, max_length: int = 4096,
+            warmup: float = 0.05, seed: int = 0,
+            scenario_paths: Sequence[str | Path] | None = None, limit: int | None = None,
+            progress: bool = True) -> Path:
+    """Fine-tune the model in ``model_dir`` on ``policy``'s trajectories; save to ``out_dir``.
+
+    ``max_steps > 0`` overrides ``epochs``. ``limit`` caps the number of episodes (for quick
+    runs). Runs on CPU in float32 (bf16/fp16 off). Writes the model, the tokenizer and
+    ``mosaic_sft.json`` (data size, steps, losses, time) into ``out_dir``.
+    """
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    model_dir, out = Path(model_dir), Path(out_dir)
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{model_dir} holds no model (config.json missing); build one "
+                                "with `mosaic tiny --out DIR`")
+    records = teacher_records(policy, split=split, seeds=seeds, attack=attack,
+                              scenario_paths=scenario_paths, progress=progress)
+    rows = sft_rows(records[:limit] if limit is not None else records)
+    if not rows:
+        raise ValueError("no trajectories to train on (empty split or limit 0)")
+    dataset = Dataset.from_list(rows)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    config = SFTConfig(
+        output_dir=str(out / "checkpoints"), max_steps=max_steps, num_train_epochs=epochs,
+        learning_rate=learning_rate, lr_scheduler_type="cosine", warmup_steps=warmup,
+        per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
+        max_length=max_length, assistant_only_loss=True, packing=False,
+        activation_checkpointing=False, bf16=False, fp16=False, use_cpu=True,
+        save_strategy="no", report_to="none", logging_steps=5, seed=seed, data_seed=seed,
+        disable_tqdm=not progress, dataloader_num_workers=0, dataset_num_proc=None)
+    trainer = SFTTrainer(model=model, args=config, train_dataset=dataset,
+                         processing_class=tokenizer)
+    start = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - start
+    out.mkdir(parents=True, exist_ok=True)
+    trainer.model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    info = {"kind": "mosaic-sft", "base": str(model_dir), "teacher": policy, "split": split,
+            "attack": attack, "episodes": len(rows), "steps": trainer.state.global_step,
+            "epochs": trainer.state.epoch, "train_loss": result.training_loss,
+            "first_logged_loss": losses[0] if losses else None,
+            "last_logged_loss": losses[-1] if losses else None,
+            "seconds": round(seconds, 1), "seed": seed}
+    (out / "mosaic_sft.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    write_recipe(out)
+    return out
+
+
+def write_recipe(model_dir: str | Path, *, name: str | None = None,
+                 max_new_tokens: int = 256) -> Path:
+    """Write ``policy.yaml`` (a transformers-backend recipe for the model) into the folder."""
+    import yaml
+
+    folder = Path(model_dir)
+    recipe = {"name": name or folder.name, "model": str(folder), "backend": "transformers",
+              "template": None,
+              "sampling": {"temperature": 0.7, "top_p": 0.95, "top_k": None,
+                           "max_new_tokens": max_new_tokens, "seed": 0},
+              "options": {"device": "cpu", "dtype": "float32", "batch_size": 8}}
+    path = folder / "policy.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def check_format(model_dir: str | Path, *, episodes: int | None = None, split: str = "test",
+                 out: str | Path | None = None, quiet: bool = False) -> dict[str, float]:
+    """Play the model (its ``policy.yaml``) once on each scenario variant of ``split`` (a
+    random attack strategy on injection scenarios; at most ``episodes`` episodes) through
+    ``mosaic eval``; return :func:`format_error_rate` figures."""
+    from mosaic_gym.evaluate import evaluate_policy
+
+    folder = Path(model_dir)
+    recipe = folder / "policy.yaml"
+    if not recipe.is_file():
+        write_recipe(folder)
+    target = Path(out) if out is not None else folder / f"check-{split}"
+    evaluate_policy(policy=str(recipe), env_id="mosaic/All-v0", split=split, attack="random",
+                    out=target, limit=episodes, quiet=quiet)
+    lines = (target / "trajectories.jsonl").read_text(encoding="utf-8").splitlines()
+    return format_error_rate(json.loads(line) for line in lines)

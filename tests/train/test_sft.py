@@ -1,0 +1,110 @@
+"""SFT on scripted trajectories: rows, assistant-only masking through TRL, a reduced run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("trl")
+
+from mosaic_gym.train.sft import (  # noqa: E402
+    format_error_rate,
+    run_sft,
+    sft_rows,
+    teacher_records,
+)
+from mosaic_gym.train.tiny import IM_END, build_tiny  # noqa: E402
+
+pytestmark = pytest.mark.train
+
+LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
+SUBSET = [LIBRARY / "benign" / "email_reply_with_report.yaml",
+          LIBRARY / "injection" / "email_summary_exfil.yaml"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny(tmp_path_factory.mktemp("tiny") / "base", scenario_paths=SUBSET,
+                      split="all", vocab_size=600, hidden_size=64, num_layers=2, num_heads=2,
+                      num_kv_heads=1, intermediate_size=128, max_positions=2048)
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict]:
+    return teacher_records("comply", split="all", seeds=[0], scenario_paths=SUBSET,
+                           progress=False)
+
+
+def test_rows_are_conversational_with_a_tools_column(records: list[dict]) -> None:
+    rows = sft_rows(records)
+    assert len(rows) == len(records) > 1
+    for row, record in zip(rows, records, strict=True):
+        assert set(row) == {"messages", "tools"}
+        assert json.loads(row["tools"]) == record["tools"]
+        assert [m["role"] for m in row["messages"]] == [m["role"] for m in record["messages"]]
+        assert all(set(m) == {"role", "content"} for m in row["messages"])
+        raw = [m["content"] for m in record["messages"] if m["role"] == "assistant"]
+        assert [m["content"] for m in row["messages"] if m["role"] == "assistant"] == raw
+    assert sft_rows([{"messages": [{"role": "user", "content": "x"}], "tools": []}]) == []
+
+
+def test_trl_masks_everything_but_assistant_turns(tiny: Path, records: list[dict],
+                                                  tmp_path: Path) -> None:
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    rows = sft_rows(records[:2])
+    config = SFTConfig(output_dir=str(tmp_path), assistant_only_loss=True, max_length=4096,
+                       use_cpu=True, bf16=False, fp16=False, report_to="none",
+                       activation_checkpointing=False, disable_tqdm=True)
+    trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(tiny), args=config,
+                         train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+    for example, record in zip(trainer.train_dataset, records[:2], strict=True):
+        ids, labels = example["input_ids"], example["labels"]
+        trained = tokenizer.decode([t for t, label in zip(ids, labels, strict=True)
+                                    if label != -100])
+        turns = [m["content"] + IM_END for m in record["messages"] if m["role"] == "assistant"]
+        assert trained == "".join(turns)
+        tool_outputs = [m["content"] for m in record["messages"] if m["role"] == "tool"]
+        assert tool_outputs and all(out not in trained for out in tool_outputs if len(out) > 20)
+        full = tokenizer.decode(ids)
+        assert all(out in full for out in tool_outputs)  # present in the input, not the loss
+
+
+def test_reduced_sft_saves_a_loadable_policy(tiny: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    from mosaic_gym.agent.recipes import load_policy
+
+    out = run_sft(tiny, tmp_path / "sft", split="all", seeds=[0], max_steps=2, batch_size=2,
+                  scenario_paths=SUBSET, limit=4, progress=False)
+    info = json.loads((out / "mosaic_sft.json").read_text())
+    assert info["steps"] == 2 and info["episodes"] == 4 and info["teacher"] == "comply"
+    assert info["train_loss"] > 0
+    before = AutoModelForCausalLM.from_pretrained(tiny).state_dict()
+    after = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    assert any(not before[k].equal(after[k]) for k in before)  # the weights moved
+    policy = load_policy(out / "policy.yaml")
+    record = teacher_records("comply", split="all", seeds=[1], scenario_paths=SUBSET,
+                             progress=False)[0]
+    policy.sampling["max_new_tokens"] = 6
+    assert isinstance(policy.act(record["messages"][:2], record["tools"]), str)
+
+
+def test_run_sft_rejects_a_folder_without_a_model(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="mosaic tiny"):
+        run_sft(tmp_path, tmp_path / "out", max_steps=1)
+
+
+def test_format_error_rate_counts_invalid_turns() -> None:
+    records = [{"steps": [{"kind": "tool_call"}, {"kind": "invalid"}]},
+               {"steps": [{"kind": "invalid"}, {"kind": "final_answer"}]}]
+    stats = format_error_rate(records)
+    assert stats == {"episodes": 2, "turns": 4, "format_errors": 2, "format_error_rate": 0.5}
+    assert format_error_rate([])["format_error_rate"] == 0.0
