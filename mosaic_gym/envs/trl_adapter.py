@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mosaic_gym.agent.backends.chat import chat_messages
 from mosaic_gym.envs.rewards import sparse
 
 EPISODE_KEY = "mosaic_episode"
@@ -149,19 +150,6 @@ class MosaicTRLEnv:
     def _require_episode(self) -> None:
         if self._info is None:
             raise RuntimeError("call reset() first")
-
-
-def chat_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Messages as a chat template should see them in the MOSAIC text format.
-
-    Assistant turns keep their raw text (which already holds the ``<tool_call>``); the
-    structured ``tool_calls`` copy the environment adds is dropped so templates with native
-    tool rendering (Qwen, ...) do not print the call twice. Keys other than role, content,
-    name and tool_call_id are dropped.
-    """
-    kept = ("role", "content", "name", "tool_call_id")
-    return [{key: message[key] for key in kept if message.get(key) is not None}
-            | {"content": message.get("content") or ""} for message in messages]
 
 
 def episode_rows(*, env_id: str = "mosaic/All-v0", split: str = "train", attack: str = "all",

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mosaic_gym.envs.trl_adapter import MosaicTRLEnv, chat_messages, episode_of, episode_rows
+from mosaic_gym.agent.backends.chat import chat_messages
+from mosaic_gym.envs.trl_adapter import MosaicTRLEnv, episode_of, episode_rows
 
 RewardKind = Literal["pairwise", "scalar"]
 
@@ -74,24 +75,50 @@ def encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+_PROBE = "\u2063mosaic-probe\u2063"
+
+
+def turn_end_text(tokenizer: Any, **template_kwargs: Any) -> str:
+    """What the template writes right after an assistant turn's text (e.g. ``<|im_end|>``),
+    trailing whitespace excluded; ``""`` when it writes nothing."""
+    text = render_chat(tokenizer, [{"role": "user", "content": "x"},
+                                   {"role": "assistant", "content": _PROBE}], [],
+                       add_generation_prompt=False, **template_kwargs)
+    return text[text.rindex(_PROBE) + len(_PROBE):].rstrip()
+
+
+def _after_turn(before: str, after: str, end_text: str) -> str | None:
+    if not after.startswith(before):
+        return None
+    cut = before.rfind(end_text) + len(end_text) if end_text and end_text in before \
+        else len(before)
+    return after[cut:]
+
+
 def observation_ids(tokenizer: Any, messages: Sequence[dict[str, Any]], turn_end: int,
-                    tools: Sequence[Any], **template_kwargs: Any) -> list[int]:
+                    tools: Sequence[Any], end_text: str, **template_kwargs: Any) -> list[int]:
     """Tokens that follow an agent turn: the environment's reply and the next turn's header.
 
-    ``messages[:turn_end]`` ends with the agent turn; the rest is what the environment
-    added. The text is cut right after the turn's end-of-turn token (the generated ids end
-    there), so it needs a prefix-preserving template. Raises ``ValueError`` otherwise.
+    ``messages[:turn_end]`` ends with the agent turn; the rest is what the environment added.
+    The text is cut right after the turn's end-of-turn marker (where the generated ids end).
+    Templates that re-render earlier turns once later ones follow (Qwen3 drops old reasoning
+    after a new user message) are handled by rendering the reply after a stand-in history,
+    as TRL does for tool results. Raises ``ValueError`` when neither works.
     """
-    before = render_chat(tokenizer, messages[:turn_end], tools, add_generation_prompt=False,
-                         **template_kwargs)
-    after = render_chat(tokenizer, messages, tools, add_generation_prompt=True,
-                        **template_kwargs)
-    if not after.startswith(before):
-        raise ValueError("the chat template is not prefix-preserving (an earlier turn renders "
-                         "differently once later turns follow); multi-turn GRPO needs one")
-    eos = tokenizer.eos_token or ""
-    cut = before.rfind(eos) + len(eos) if eos and eos in before else len(before)
-    return encode(tokenizer, after[cut:])
+    def render(chat: Sequence[dict[str, Any]], generation: bool) -> str:
+        return render_chat(tokenizer, chat, tools, add_generation_prompt=generation,
+                           **template_kwargs)
+
+    suffix = _after_turn(render(messages[:turn_end], False), render(messages, True), end_text)
+    if suffix is None:
+        stand_in = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]
+        suffix = _after_turn(render(stand_in, False),
+                             render([*stand_in, *messages[turn_end:]], True), end_text)
+    if suffix is None:
+        raise ValueError("the chat template renders a turn differently once later turns "
+                         "follow, even after a stand-in history; multi-turn GRPO needs a "
+                         "prefix-preserving template")
+    return encode(tokenizer, suffix)
 
 
 class MosaicRollout:
@@ -137,7 +164,9 @@ class MosaicRollout:
                 for env in envs]
         per_turn = int(trainer.max_completion_length)
         context = _context_length(trainer)
-        eos_id = tokenizer.eos_token_id
+        end_text = turn_end_text(tokenizer, **kwargs)
+        closing = encode(tokenizer, end_text) if end_text else []
+        stops = set(getattr(trainer, "eos_token_ids", None) or []) | {tokenizer.eos_token_id}
         # With several processes every generate call is collective (vLLM server gathers the
         # prompts, ZeRO-3 gathers weights), so all processes generate for all their rollouts
         # each turn, finished ones included (their output is dropped).
@@ -161,9 +190,9 @@ class MosaicRollout:
                 turn_end = len(env.messages) + 1
                 if env.act(tokenizer.decode(ids, skip_special_tokens=True)):
                     continue
-                closing = [] if ids and ids[-1] == eos_id else [eos_id]
-                reply = closing + observation_ids(tokenizer, env.messages, turn_end, env.tools,
-                                                  **kwargs)
+                # A turn cut by the token budget gets its end-of-turn marker (as context).
+                reply = ([] if ids and ids[-1] in stops else closing) + observation_ids(
+                    tokenizer, env.messages, turn_end, env.tools, end_text, **kwargs)
                 seq.add(reply, 0, [0.0] * len(reply))
         records = []
         for env in envs:
@@ -310,7 +339,7 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
              temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 256,
              use_vllm: bool | Literal["auto"] = "auto", vllm_mode: str = "colocate",
              trl: dict[str, Any] | None = None, name: str | None = None,
-             quiet: bool = False) -> Path:
+             chat_template: str | None = None, quiet: bool = False) -> Path:
     """Train ``model`` with GRPO on MOSAIC episodes; save it to ``out_dir`` and return it.
 
     Also writes ``out_dir/mosaic_train.json`` (settings, seeds, per-step logs). ``trl``
@@ -324,7 +353,7 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
     from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from mosaic_gym.train.recipes import TrainRecipe, precision_flags, trl_config
+    from mosaic_gym.train.recipes import TrainRecipe, cpu_only, precision_flags, trl_config
 
     out = Path(out_dir)
     vllm = vllm_available() if use_vllm == "auto" else bool(use_vllm)
@@ -334,6 +363,10 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
                         seed=seed, backend=backend, scenario_paths=scenario_paths)
     tokenizer = AutoTokenizer.from_pretrained(str(model))
     tokenizer.padding_side = "left"
+    if chat_template is not None:
+        from mosaic_gym.agent.backends.chat import load_template
+
+        tokenizer.chat_template = load_template(chat_template)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     holder = TrainRecipe(method=f"grpo_{reward}", model=str(model), output_dir=str(out),
@@ -341,7 +374,9 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
     defaults = {"per_device_train_batch_size": k, "gradient_accumulation_steps": 1,
                 "learning_rate": 1e-6, "logging_steps": 1, "save_strategy": "no",
                 "report_to": "none", "dataloader_num_workers": 0,
-                "disable_tqdm": quiet, "num_train_epochs": epochs}
+                "disable_tqdm": quiet, "num_train_epochs": epochs,
+                # recomputing activations only pays off on memory-bound GPUs
+                "gradient_checkpointing": not cpu_only()}
     forced = {"output_dir": str(out), "num_generations": k, "seed": seed,
               "max_steps": max_steps if max_steps is not None else -1,
               "temperature": max(temperature, 1e-5), "top_p": top_p,
@@ -386,4 +421,5 @@ def run_grpo_recipe(recipe: Any, *, quiet: bool = False) -> Path:
                     max_steps=recipe.max_steps, epochs=recipe.epochs, seed=recipe.seed,
                     temperature=gen.temperature, top_p=gen.top_p,
                     max_new_tokens=gen.max_new_tokens, use_vllm=gen.use_vllm,
-                    vllm_mode=gen.vllm_mode, trl=recipe.trl, name=recipe.name, quiet=quiet)
+                    vllm_mode=gen.vllm_mode, trl=recipe.trl, name=recipe.name,
+                    chat_template=recipe.chat_template, quiet=quiet)

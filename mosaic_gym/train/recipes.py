@@ -85,6 +85,9 @@ class TrainRecipe(_Strict):
     epochs: float = Field(1.0, gt=0.0)
     sft_policy: str = Field("comply", description="SFT: the baseline whose trajectories "
                                                   "are imitated.")
+    chat_template: str | None = Field(
+        None, description="DPO/GRPO: replace the model's chat template ('mosaic-chatml' or "
+                          "a .jinja file); saved with the trained model.")
     env: EnvSettings = Field(default_factory=EnvSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     trl: dict[str, Any] = Field(default_factory=dict,
@@ -104,6 +107,13 @@ class TrainRecipe(_Strict):
         if self.method != "sft" and self.model == "tiny":
             raise ValueError("an untrained tiny model cannot be trained by preference RL; "
                              "run an sft recipe first and point model at its output_dir")
+        return self
+
+    @model_validator(mode="after")
+    def _template_fits(self) -> TrainRecipe:
+        if self.chat_template is not None and self.method == "sft":
+            raise ValueError("chat_template is for dpo and grpo recipes; the sft trainer uses "
+                             "the model's own template")
         return self
 
     @property
@@ -156,16 +166,21 @@ def load_recipe(path: str | Path) -> TrainRecipe:
     return parse_recipe(data, str(path))
 
 
-def trl_config(config_class: type, recipe: TrainRecipe, defaults: dict[str, Any],
-               forced: dict[str, Any]) -> Any:
-    """Build a TRL config: ``defaults`` < the recipe's ``trl`` overrides < ``forced``.
+def config_class_for(method: str) -> type:
+    """The TRL config class a method's ``trl`` mapping overrides."""
+    import trl
 
-    Raises :class:`RecipeError` for a ``trl`` key the config class does not know (with the
-    closest names) or a value TRL rejects.
-    """
+    return {"sft": trl.SFTConfig, "dpo": trl.DPOConfig}.get(method, trl.GRPOConfig)
+
+
+def check_trl_keys(config_class: type, recipe: TrainRecipe) -> None:
+    """Raise :class:`RecipeError` for ``trl`` keys the config class does not have (with the
+    closest names). SFT recipes accept a fixed subset (see ``run_sft_recipe``)."""
     import dataclasses
 
     known = {f.name for f in dataclasses.fields(config_class)}
+    if recipe.method == "sft":
+        known &= set(_SFT_KEYS)
     unknown = [key for key in recipe.trl if key not in known]
     if unknown:
         hints = []
@@ -174,6 +189,16 @@ def trl_config(config_class: type, recipe: TrainRecipe, defaults: dict[str, Any]
             hints.append(f"{key!r}" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
         raise RecipeError(f"recipe {recipe.name or recipe.method}: unknown {config_class.__name__} "
                           f"key(s) under trl: {', '.join(hints)}")
+
+
+def trl_config(config_class: type, recipe: TrainRecipe, defaults: dict[str, Any],
+               forced: dict[str, Any]) -> Any:
+    """Build a TRL config: ``defaults`` < the recipe's ``trl`` overrides < ``forced``.
+
+    Raises :class:`RecipeError` for a ``trl`` key the config class does not know (with the
+    closest names) or a value TRL rejects.
+    """
+    check_trl_keys(config_class, recipe)
     values = {**defaults, **recipe.trl, **forced}
     try:
         return config_class(**values)
@@ -213,14 +238,24 @@ def resolve_model(recipe: TrainRecipe, *, quiet: bool = False) -> str:
     return str(base)
 
 
+#: ``trl`` keys an sft recipe may set, and the ``run_sft`` argument each one becomes.
+_SFT_KEYS = {"learning_rate": "learning_rate", "per_device_train_batch_size": "batch_size",
+             "gradient_accumulation_steps": "grad_accum", "max_length": "max_length",
+             "warmup_steps": "warmup"}
+
+
 def run_sft_recipe(recipe: TrainRecipe, *, quiet: bool = False) -> Path:
     """SFT on the trajectories of a scripted baseline (``sft_policy``), via ``run_sft``."""
     from mosaic_gym.train.sft import run_sft
 
+    check_trl_keys(config_class_for("sft"), recipe)
     model = resolve_model(recipe, quiet=quiet)
+    extra = {_SFT_KEYS[key]: value for key, value in recipe.trl.items()}
     return Path(run_sft(model, recipe.output_dir, policy=recipe.sft_policy,
-                        split=recipe.env.split, seeds=recipe.env.seeds,
-                        max_steps=recipe.max_steps, epochs=recipe.epochs))
+                        split=recipe.env.split, seeds=recipe.env.seeds, attack=recipe.env.attack,
+                        max_steps=recipe.max_steps or -1, epochs=recipe.epochs, seed=recipe.seed,
+                        scenario_paths=recipe.env.scenario_paths, limit=recipe.env.limit,
+                        progress=not quiet, **extra))
 
 
 def run_recipe(recipe: TrainRecipe, *, quiet: bool = False) -> Path:
