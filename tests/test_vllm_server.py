@@ -120,11 +120,17 @@ def test_mosaic_eval_through_vllm_serve(server, tmp_path):
 
 def test_server_answers_a_batch_concurrently(server):
     from mosaic_gym.agent.backends.openai_server import OpenAIPolicy
+    from mosaic_gym.agent.baselines import make_baseline
     from mosaic_gym.evaluate import make_env
 
-    env = make_env("mosaic/All-v0")
+    # A chat with every role in it: the reference policy's tool call and the tool's answer.
+    env = make_env("mosaic/Benign-v0")
     _, info = env.reset(seed=0)
+    reference = make_baseline("reference")
+    reference.reset(env.unwrapped.current_scenario, seed=0)
+    _, _, _, _, info = env.step(reference.act(info["messages"], info["tools"], info))
     env.close()
+    assert [m["role"] for m in info["messages"]][-2:] == ["assistant", "tool"]
     policy = OpenAIPolicy("tiny", server.base_url, {"temperature": 1.0, "max_new_tokens": 32,
                                                     "seed": 1}, concurrency=8)
     assert policy.models() == ["tiny"]
