@@ -7,11 +7,15 @@ No model can be downloaded here, so :func:`build_tiny` makes one from scratch:
   (``<|im_start|>``, ``<|im_end|>``, ``<|endoftext|>``) as special tokens and the MOSAIC
   tags (``<think>``, ``<safety_thoughts>``, ``<tool_call>`` and their closing tags) as
   single, non-special added tokens (kept when decoding, so the env's parser sees them);
-* a Jinja chat template (ChatML-like) that lists the ``tools`` JSON schemas in the system
-  turn, renders assistant contents verbatim (the raw MOSAIC text; structured ``tool_calls``
-  are ignored), tool results as role ``tool``, supports ``add_generation_prompt`` and marks
-  assistant turns with ``{% generation %}`` so TRL can mask everything else from the loss;
-* a randomly initialised ``Qwen2ForCausalLM`` of a few million parameters (tied embeddings).
+* a Jinja chat template (ChatML-like) that lists the ``tools`` in the system turn, one
+  compact line each (``- name(arg: type, optional?: type): description``; the full JSON
+  schemas would be 40 % of every prompt, too costly for a model this small), renders
+  assistant contents verbatim (the raw MOSAIC text; structured ``tool_calls`` are ignored),
+  tool results as role ``tool``, supports ``add_generation_prompt`` and marks assistant
+  turns with ``{% generation %}`` so TRL can mask everything else from the loss;
+* a randomly initialised ``Qwen2ForCausalLM``: by default 4 layers, hidden size 128, head
+  size 64 (vLLM-friendly), vocabulary 4096, tied embeddings: about 1.5 million parameters,
+  small enough to fine-tune on two CPU cores.
 
 Everything is saved with ``save_pretrained`` so ``AutoTokenizer``/``AutoModelForCausalLM``
 and vLLM load the folder like any hub checkpoint. The build is deterministic under ``seed``.
@@ -49,9 +53,18 @@ CHAT_TEMPLATE = (
     "{%- endif -%}\n"
     "{{- '<|im_start|>system\\n' + ns.system -}}\n"
     "{%- if tools -%}\n"
-    "  {{- '\\n\\n# Tools\\n<tools>' -}}\n"
-    "  {%- for tool in tools -%}{{- '\\n' + (tool | tojson) -}}{%- endfor -%}\n"
-    "  {{- '\\n</tools>' -}}\n"
+    "  {{- '\\n\\n# Tools' -}}\n"
+    "  {%- for tool in tools -%}\n"
+    "    {%- set fn = tool.function if tool.function is defined else tool -%}\n"
+    "    {%- set params = (fn.parameters or {}).properties or {} -%}\n"
+    "    {%- set required = (fn.parameters or {}).required or [] -%}\n"
+    "    {{- '\\n- ' + fn.name + '(' -}}\n"
+    "    {%- for pname, spec in params.items() -%}\n"
+    "      {{- pname + ('' if pname in required else '?') + ': ' + (spec.type or 'any') -}}\n"
+    "      {%- if not loop.last -%}{{- ', ' -}}{%- endif -%}\n"
+    "    {%- endfor -%}\n"
+    "    {{- '): ' + (fn.description or '') -}}\n"
+    "  {%- endfor -%}\n"
     "{%- endif -%}\n"
     "{{- '<|im_end|>\\n' -}}\n"
     "{%- for message in messages[ns.start:] -%}\n"
@@ -69,7 +82,7 @@ CHAT_TEMPLATE = (
     "{%- endfor -%}\n"
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}\n"
 )
-"""ChatML-style template with tools; assistant contents are rendered verbatim."""
+"""ChatML-style template with compact tool lines; assistant contents are rendered verbatim."""
 
 _GENERATION_TAG = re.compile(r"\{%-?\s*(?:end)?generation\s*-?%\}")
 
@@ -164,9 +177,21 @@ def wrap_tokenizer(tokenizer: Any, *, model_max_length: int = 4096) -> Any:
         padding_side="left", clean_up_tokenization_spaces=False)
 
 
+def _portable_tokenizer_config(folder: Path) -> None:
+    """Name the tokenizer class ``Qwen2Tokenizer`` (known to transformers 4.x and 5.x, so
+    vLLM builds pinned to either load the folder; both read ``tokenizer.json``, whose
+    pipeline matches Qwen2's) and inline the chat template for loaders that predate
+    ``chat_template.jinja`` files."""
+    path = folder / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["tokenizer_class"] = "Qwen2Tokenizer"
+    config.setdefault("chat_template", CHAT_TEMPLATE)
+    path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def build_tiny(out_dir: str | Path, *, scenario_paths: Sequence[str | Path] | None = None,
-               vocab_size: int = 4096, hidden_size: int = 256, num_layers: int = 4,
-               num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int = 768,
+               vocab_size: int = 4096, hidden_size: int = 128, num_layers: int = 4,
+               num_heads: int = 2, num_kv_heads: int = 1, intermediate_size: int = 512,
                max_positions: int = 4096, split: str = "train", corpus_seeds: Iterable[int] = (0,),
                seed: int = 0) -> Path:
     """Build the tiny model and tokenizer into ``out_dir``; return the folder.
@@ -199,6 +224,7 @@ def build_tiny(out_dir: str | Path, *, scenario_paths: Sequence[str | Path] | No
                                                pad_token_id=pad_id, bos_token_id=pad_id)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    _portable_tokenizer_config(out)
     corpus_hash = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()
     info = {"kind": "mosaic-tiny", "seed": seed, "split": split,
             "parameters": sum(p.numel() for p in model.parameters()),

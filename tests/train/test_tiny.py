@@ -47,6 +47,8 @@ def test_build_is_deterministic_and_seeded(tiny: Path, tmp_path: Path) -> None:
     digests = _digest(other)
     assert digests["tokenizer.json"] == _digest(tiny)["tokenizer.json"]
     assert digests["model.safetensors"] != _digest(tiny)["model.safetensors"]
+    tok_config = json.loads((tiny / "tokenizer_config.json").read_text())
+    assert tok_config["tokenizer_class"] == "Qwen2Tokenizer"  # known to transformers 4 and 5
     info = json.loads((tiny / "mosaic_tiny.json").read_text())
     assert info["vocab_size"] == 640 and info["parameters"] > 0
 
@@ -74,8 +76,13 @@ def test_chat_template_renders_tools_and_raw_assistant_text(tiny: Path) -> None:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny)
-    tools = [{"type": "function", "function": {"name": "read_file", "description": "Read.",
-                                               "parameters": {"type": "object"}}}]
+    tools = [{"type": "function", "function": {
+        "name": "read_file", "description": "Read a file.",
+        "parameters": {"type": "object", "required": ["path"], "properties": {
+            "path": {"type": "string", "description": "Which file."},
+            "limit": {"type": "integer", "description": "Most lines."}}}}},
+        {"type": "function", "function": {"name": "refusal_tool", "description": "Refuse.",
+                                          "parameters": {"type": "object", "properties": {}}}}]
     raw = '<think>p</think>\n<tool_call>{"name": "read_file", "arguments": {}}</tool_call>'
     messages = [
         {"role": "system", "content": "SYS"},
@@ -88,8 +95,9 @@ def test_chat_template_renders_tools_and_raw_assistant_text(tiny: Path) -> None:
     text = tok.apply_chat_template(messages, tools=tools, tokenize=False,
                                    add_generation_prompt=True)
     assert text == render_chat_text(messages, tools, add_generation_prompt=True)
-    assert text.startswith("<|im_start|>system\nSYS\n\n# Tools\n<tools>\n"
-                           '{"type": "function", "function": {"name": "read_file"')
+    assert text.startswith("<|im_start|>system\nSYS\n\n# Tools\n"
+                           "- read_file(path: string, limit?: integer): Read a file.\n"
+                           "- refusal_tool(): Refuse.<|im_end|>\n")
     assert f"<|im_start|>assistant\n{raw}<|im_end|>\n" in text
     assert "IGNORED" not in text
     assert "<|im_start|>tool\ndata<|im_end|>\n" in text
