@@ -180,10 +180,10 @@ def sft_command(
                                              "baseline).")] = "comply",
     split: Annotated[str, typer.Option(help="Scenario split of the teacher's "
                                             "episodes.")] = "train",
-    seeds: Annotated[int, typer.Option(help="Seeds per (scenario, attack).")] = 4,
-    max_steps: Annotated[int, typer.Option(help="Optimizer steps (-1: use --epochs).")] = 300,
+    seeds: Annotated[int, typer.Option(help="Seeds per (scenario, attack).")] = 2,
+    max_steps: Annotated[int, typer.Option(help="Optimizer steps (-1: use --epochs).")] = 120,
     epochs: Annotated[float, typer.Option(help="Epochs when --max-steps is -1.")] = 1.0,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 4e-3,
     batch_size: Annotated[int, typer.Option(help="Episodes per optimizer step.")] = 4,
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
     check: Annotated[int, typer.Option(help="Then play up to this many test-split episodes "
