@@ -272,12 +272,14 @@ def replicate_command(
                                            "table.")] = Path("runs/replicate"),
     quick: Annotated[bool, typer.Option(help="A few steps per stage (the CI form).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of every stage.")] = 0,
+    eval_episodes: Annotated[int | None, typer.Option(
+        help="ood episodes evaluated (a stratified subset; 0 = all).")] = None,
 ) -> None:
     """Tiny model -> SFT -> pairwise GRPO, scalar GRPO and DPO; before/after table on ood."""
     from mosaic_gym.train.replicate import replicate
 
     try:
-        replicate(out, quick=quick, seed=seed)
+        replicate(out, quick=quick, seed=seed, eval_episodes=eval_episodes)
     except (MosaicError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
 

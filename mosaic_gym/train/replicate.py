@@ -3,7 +3,9 @@
 1. build the tiny offline model (:func:`~mosaic_gym.train.tiny.build_tiny`);
 2. SFT it on the ``comply`` baseline's trajectories (:func:`~mosaic_gym.train.sft.run_sft`):
    it learns the action format and comply's unsafe habits;
-3. evaluate it on the held-out ``ood`` split (greedy, batched);
+3. evaluate it on the held-out ``ood`` split (greedy, batched): by default a stratified
+   subset of 48 episodes (12 per category, seeded) to fit a 20-minute CPU budget;
+   ``eval_episodes=0`` plays all of them;
 4. from the SFT model, train **pairwise GRPO** (MOSAIC), **scalar GRPO** (the ablation) and
    **DPO** on oracle-ranked pairs, and evaluate each the same way;
 5. print and save the before/after table (``replication.json``, ``replication.png``):
@@ -45,9 +47,14 @@ METHODS = [("sft", "SFT (before)"), ("grpo_pairwise", "GRPO pairwise"),
 class Plan:
     """Sizes of every stage (the full run and ``--quick`` differ only here)."""
 
-    sft_seeds: tuple[int, ...] = (0,)
-    sft_epochs: float = 2.0
-    sft_max_steps: int = -1
+    tiny: dict[str, Any] = field(default_factory=lambda: {
+        "hidden_size": 128, "num_layers": 4, "num_heads": 2, "num_kv_heads": 1,
+        "intermediate_size": 512})
+    """Keyword arguments of ``build_tiny`` (model size: about 1.5M parameters)."""
+    sft_seeds: tuple[int, ...] = (0, 1)
+    sft_epochs: float = 1.0
+    sft_max_steps: int = 200
+    sft_learning_rate: float = 3e-3
     sft_limit: int | None = None
     rl_split: str = "train"
     rl_episodes: int = 48
@@ -61,34 +68,50 @@ class Plan:
     env_max_steps: int = 8
     temperature: float = 1.0
     eval_split: str = "ood"
-    eval_limit: int | None = None
-    eval_batch: int = 32
-    extra: dict[str, Any] = field(default_factory=dict)
+    eval_limit: int | None = 48
+    eval_batch: int = 48
 
 
 FULL = Plan()
-QUICK = replace(FULL, sft_limit=48, sft_epochs=1.0, sft_max_steps=12, rl_episodes=4,
-                grpo_steps=2, dpo_episodes=3, dpo_steps=2, max_new_tokens=64,
-                env_max_steps=4, eval_limit=12, eval_batch=12)
+QUICK = replace(FULL, tiny={"hidden_size": 64, "num_layers": 2, "num_heads": 2,
+                            "num_kv_heads": 1, "intermediate_size": 128},
+                sft_seeds=(0,), sft_limit=48, sft_max_steps=12, rl_episodes=4, grpo_steps=2,
+                dpo_episodes=3, dpo_steps=2, max_new_tokens=64, env_max_steps=4,
+                eval_limit=12, eval_batch=12)
 
 
 # -- evaluation -----------------------------------------------------------------------------
 
 def evaluation_plan(split: str = "ood", *, seeds: Sequence[int] = (0,), attack: str = "all",
                     limit: int | None = None, seed: int = 0) -> list[Any]:
-    """The episodes of an evaluation: ``runner.episode_plan`` over ``split``; with ``limit``,
-    a seeded random subset (in plan order) so every category stays represented."""
+    """The episodes of an evaluation: ``runner.episode_plan`` over ``split``.
+
+    With ``limit``, a seeded subset (in plan order) drawn round-robin over the categories
+    (benign, harmful, injection, privacy), so each stays represented in a small sample.
+    """
     from mosaic_gym.envs.mosaic_env import MosaicEnv
     from mosaic_gym.runner import episode_plan
 
     env = MosaicEnv(split=split, attack="none")
     try:
         plan = episode_plan(env.pool, list(seeds), attack=attack)
+        category = {variant.id: variant.category for variant in env.pool}
     finally:
         env.close()
-    if limit is not None and limit < len(plan):
-        plan = [plan[i] for i in sorted(random.Random(seed).sample(range(len(plan)), limit))]
-    return plan
+    if limit is None or limit >= len(plan):
+        return plan
+    rng = random.Random(seed)
+    buckets: dict[str, list[int]] = {}
+    for index, spec in enumerate(plan):
+        buckets.setdefault(category[spec.scenario_id], []).append(index)
+    for indices in buckets.values():
+        rng.shuffle(indices)
+    chosen: list[int] = []
+    while len(chosen) < limit:
+        for name in sorted(buckets):
+            if buckets[name] and len(chosen) < limit:
+                chosen.append(buckets[name].pop())
+    return [plan[i] for i in sorted(chosen)]
 
 
 def play_batched(policy: Any, plan: Sequence[Any], *, slots: int = 32,
@@ -211,7 +234,8 @@ def plot_table(results: dict[str, dict[str, Any]], path: Path, title: str) -> Pa
 # -- the run --------------------------------------------------------------------------------
 
 def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: int = 0,
-              plan: Plan | None = None, progress: bool = True) -> dict[str, Any]:
+              plan: Plan | None = None, eval_episodes: int | None = None,
+              progress: bool = True) -> dict[str, Any]:
     """Run the whole replication into ``out``; return the saved document.
 
     Each stage's model is kept under ``out/<stage>``; a stage whose folder already holds a
@@ -223,6 +247,10 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
     from mosaic_gym.train.tiny import build_tiny
 
     plan = plan or (QUICK if quick else FULL)
+    if eval_episodes is not None:
+        if eval_episodes < 0:
+            raise ValueError(f"eval_episodes must be >= 0 (0 = all), got {eval_episodes}")
+        plan = replace(plan, eval_limit=eval_episodes or None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -241,10 +269,11 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
         timings[name] = round(time.perf_counter() - begin, 1)
         return path
 
-    base = stage("base", lambda p: build_tiny(p, seed=seed))
+    base = stage("base", lambda p: build_tiny(p, seed=seed, **plan.tiny))
     sft = stage("sft", lambda p: run_sft(base, p, policy="comply", split="train",
                                          seeds=plan.sft_seeds, epochs=plan.sft_epochs,
                                          max_steps=plan.sft_max_steps, seed=seed,
+                                         learning_rate=plan.sft_learning_rate,
                                          limit=plan.sft_limit, progress=progress))
     common = {"split": plan.rl_split, "seeds": [seed], "k": plan.k, "seed": seed,
               "temperature": plan.temperature, "max_new_tokens": plan.max_new_tokens,
@@ -254,14 +283,23 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
         models[f"grpo_{reward}"] = stage(f"grpo_{reward}", lambda p, r=reward: run_grpo(
             sft, p, reward=r, limit=plan.rl_episodes, max_steps=plan.grpo_steps,
             trl={"learning_rate": plan.grpo_learning_rate}, **common))
-    models["dpo"] = stage("dpo", lambda p: run_dpo(
-        sft, p, limit=plan.dpo_episodes, max_steps=plan.dpo_steps,
-        trl={"learning_rate": plan.dpo_learning_rate, "per_device_train_batch_size": 1,
-             "max_length": 2048}, **common))
+    skipped: dict[str, str] = {}
+    try:
+        models["dpo"] = stage("dpo", lambda p: run_dpo(
+            sft, p, limit=plan.dpo_episodes, max_steps=plan.dpo_steps,
+            trl={"learning_rate": plan.dpo_learning_rate, "per_device_train_batch_size": 1,
+                 "max_length": 2048}, **common))
+    except ValueError as exc:  # every collected group tied: nothing to prefer
+        if "no preference pairs" not in str(exc):
+            raise
+        skipped["dpo"] = str(exc)
+        print(f"[dpo] not trained: {exc}")
 
     episodes = evaluation_plan(plan.eval_split, limit=plan.eval_limit, seed=seed)
     results: dict[str, dict[str, Any]] = {}
     for method, _label in METHODS:
+        if method not in models:
+            continue
         begin = time.perf_counter()
         if progress:
             print(f"[eval] {method} on {len(episodes)} {plan.eval_split} episodes")
@@ -284,7 +322,7 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
                                              "decoding": "greedy"},
         "table": {label: dict(zip([m for m, _ in METHODS], values, strict=True))
                   for label, values in table_rows(results)},
-        "metrics": results, "seconds": timings,
+        "metrics": results, "seconds": timings, "skipped": skipped,
         "models": {name: str(path) for name, path in models.items()},
     }
     (out / "replication.json").write_text(json.dumps(document, indent=2), encoding="utf-8")

@@ -1,0 +1,69 @@
+"""``mosaic replicate --quick``: the whole chain end to end, in its reduced CI form."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("trl")
+pytest.importorskip("matplotlib")
+
+pytestmark = [pytest.mark.train, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    from typer.testing import CliRunner
+
+    from mosaic_gym.cli import app
+
+    out = tmp_path_factory.mktemp("replicate")
+    result = CliRunner().invoke(app, ["replicate", "--quick", "--out", str(out), "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_writes_the_table_for_every_method(run: tuple[Path, str]) -> None:
+    from mosaic_gym.train.replicate import METHODS, QUICK, TABLE
+
+    out, printed = run
+    document = json.loads((out / "replication.json").read_text())
+    assert document["quick"] is True
+    assert set(document["table"]) == {label for _, label in TABLE}
+    trained = [m for m, _ in METHODS if m not in document["skipped"]]
+    assert {"sft", "grpo_pairwise", "grpo_scalar"} <= set(trained)
+    for label, row in document["table"].items():
+        for method, value in row.items():
+            if method in trained and label != "refusal rate on harmful":
+                assert value is not None and 0.0 <= value <= 1.0, (label, method)
+    for method in trained:
+        metrics = document["metrics"][method]["all"]
+        assert metrics["episodes"] == QUICK.eval_limit
+        assert (out / method / "config.json").is_file()
+    assert document["seeds"]["model_init"] == 0 and document["evaluation"]["split"] == "ood"
+    assert (out / "replication.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "harm rate" in printed and "GRPO pairwise" in printed
+
+
+def test_evaluation_plays_the_held_out_split(run: tuple[Path, str]) -> None:
+    out, _ = run
+    records = [json.loads(line) for line in (out / "eval_sft.jsonl").read_text().splitlines()]
+    assert records and all(r["split"] == "ood" for r in records)
+    assert all(r["outcome"] is not None for r in records)
+    # the same episodes for every method, so the columns are comparable
+    other = [json.loads(line) for line in
+             (out / "eval_grpo_pairwise.jsonl").read_text().splitlines()]
+    assert [r["episode"] for r in records] == [r["episode"] for r in other]
+
+
+def test_trained_stages_record_their_settings(run: tuple[Path, str]) -> None:
+    out, _ = run
+    for stage in ("grpo_pairwise", "grpo_scalar"):
+        summary = json.loads((out / stage / "mosaic_train.json").read_text())
+        assert summary["method"] == stage and summary["k"] == 4 and summary["seed"] == 0
+        assert any(f"rewards/mosaic_{stage.split('_')[1]}/mean" in entry
+                   for entry in summary["log_history"])
