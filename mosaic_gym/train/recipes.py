@@ -75,6 +75,8 @@ class TrainRecipe(_Strict):
     name: str | None = None
     method: Method
     model: str = Field(description="Starting model: a folder, a hub id, or 'tiny'.")
+    tiny: dict[str, Any] = Field(default_factory=dict,
+                                 description="build_tiny keyword arguments (model: tiny).")
     output_dir: str
     seed: int = 0
     k: int = Field(4, ge=2, description="Rollouts per task (GRPO group / DPO collection).")
@@ -234,7 +236,10 @@ def resolve_model(recipe: TrainRecipe, *, quiet: bool = False) -> str:
         if not quiet:
             print(f"building the tiny model into {base}")
         paths = recipe.env.scenario_paths
-        build_tiny(base, scenario_paths=paths, seed=recipe.seed)
+        try:
+            build_tiny(base, scenario_paths=paths, seed=recipe.seed, **recipe.tiny)
+        except TypeError as exc:
+            raise RecipeError(f"recipe {recipe.name or 'sft'}: bad tiny settings: {exc}") from None
     return str(base)
 
 

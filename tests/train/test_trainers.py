@@ -203,3 +203,30 @@ def test_dpo_two_steps_moves_the_weights(tiny: Path, pairs: list[dict[str, Any]]
     assert any(not torch.equal(before[name], after[name]) for name in before)
     with pytest.raises(ValueError, match="no preference pairs"):
         train_dpo(tiny, [], tmp_path / "none")
+
+
+def test_cli_trains_from_recipes(tiny: Path, tmp_path: Path) -> None:
+    """`mosaic train`: an sft recipe that builds its tiny model, then a GRPO recipe on it."""
+    from typer.testing import CliRunner
+
+    from mosaic_gym.cli import app
+
+    env = {"split": "all", "seeds": [0], "limit": 2, "max_steps": 2,
+           "scenario_paths": [str(p) for p in SUBSET]}
+    sft = {"method": "sft", "model": "tiny", "output_dir": str(tmp_path / "sft"),
+           "tiny": {"vocab_size": 600, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
+                    "num_kv_heads": 1, "intermediate_size": 64},
+           "env": env, "trl": {"per_device_train_batch_size": 1}}
+    grpo = {"method": "grpo_scalar", "model": str(tmp_path / "sft"), "output_dir": "unused",
+            "k": 2, "env": env, "generation": {"max_new_tokens": 8}}
+    runner = CliRunner()
+    for name, recipe, extra in [("sft", sft, []),
+                                ("grpo", grpo, ["--out", str(tmp_path / "grpo")])]:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+        result = runner.invoke(app, ["train", "--recipe", str(path), "--max-steps", "1", *extra])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "sft" / "base" / "config.json").is_file()
+    assert json.loads((tmp_path / "sft" / "mosaic_sft.json").read_text())["steps"] == 1
+    summary = json.loads((tmp_path / "grpo" / "mosaic_train.json").read_text())
+    assert summary["method"] == "grpo_scalar" and summary["log_history"][-1]["step"] == 1
