@@ -152,7 +152,8 @@ def _trainer_class() -> type:
 
         def _set_signature_columns_if_needed(self) -> None:
             super()._set_signature_columns_if_needed()
-            self._signature_columns = [*self._signature_columns, *LOSS_MASK_COLUMNS]
+            columns: list[str] = list(self._signature_columns or [])
+            self._signature_columns = [*columns, *LOSS_MASK_COLUMNS]  # type: ignore[assignment]
 
     return MaskedDPOTrainer
 

@@ -284,7 +284,7 @@ def _log_outcomes(kwargs: dict[str, Any], records: Sequence[dict[str, Any]]) -> 
 
 
 def make_reward_funcs(kind: RewardKind, *, k: int, l0: int = 400, length_penalty: bool = True,
-                      format_reward: bool = True) -> list[Callable[..., list[float]]]:
+                      format_reward: bool = True) -> list[Callable[..., Any]]:
     """The TRL reward functions for ``kind`` (pairwise MOSAIC or the scalar ablation)."""
     from mosaic_gym.judge.preference import PreferenceOracle
 
@@ -309,8 +309,7 @@ def make_reward_funcs(kind: RewardKind, *, k: int, l0: int = 400, length_penalty
     def mosaic_length(prompts: Any, completions: Any, **kwargs: Any) -> list[float]:
         return [-oracle.length_penalty(record) for record in _records(kwargs)]
 
-    funcs: list[Callable[..., list[float]]] = [mosaic_pairwise if kind == "pairwise"
-                                                else mosaic_scalar]
+    funcs: list[Callable[..., Any]] = [mosaic_pairwise if kind == "pairwise" else mosaic_scalar]
     if format_reward:
         funcs.append(mosaic_format)
     if length_penalty:
@@ -353,7 +352,13 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
     from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from mosaic_gym.train.recipes import TrainRecipe, cpu_only, precision_flags, trl_config
+    from mosaic_gym.train.recipes import (
+        Method,
+        TrainRecipe,
+        cpu_only,
+        precision_flags,
+        trl_config,
+    )
 
     out = Path(out_dir)
     vllm = vllm_available() if use_vllm == "auto" else bool(use_vllm)
@@ -369,8 +374,9 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
         tokenizer.chat_template = load_template(chat_template)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    holder = TrainRecipe(method=f"grpo_{reward}", model=str(model), output_dir=str(out),
-                         name=name, trl=dict(trl or {}))
+    method: Method = "grpo_pairwise" if reward == "pairwise" else "grpo_scalar"
+    holder = TrainRecipe(method=method, model=str(model), output_dir=str(out), name=name,
+                         trl=dict(trl or {}))
     defaults = {"per_device_train_batch_size": k, "gradient_accumulation_steps": 1,
                 "learning_rate": 1e-6, "logging_steps": 1, "save_strategy": "no",
                 "report_to": "none", "dataloader_num_workers": 0,
@@ -387,10 +393,10 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
     config = trl_config(GRPOConfig, holder, defaults, forced)
     rollout = MosaicRollout(env_id, backend=backend, max_steps=env_max_steps,
                             scenario_paths=scenario_paths)
+    rewards: list[Any] = make_reward_funcs(reward, k=k, l0=l0, length_penalty=length_penalty,
+                                           format_reward=format_reward)
     trainer = GRPOTrainer(
-        model=str(model), args=config, processing_class=tokenizer,
-        reward_funcs=make_reward_funcs(reward, k=k, l0=l0, length_penalty=length_penalty,
-                                       format_reward=format_reward),
+        model=str(model), args=config, processing_class=tokenizer, reward_funcs=rewards,
         train_dataset=Dataset.from_list(rows), rollout_func=rollout)
     try:
         trainer.train()

@@ -41,14 +41,16 @@ class _Strict(BaseModel):
 class EnvSettings(_Strict):
     """Which episodes to train on (or to collect from)."""
 
-    id: str = Field("mosaic/All-v0", description="Environment id (mosaic/All-v0, ...).")
+    id: str = Field(default="mosaic/All-v0", description="Environment id (mosaic/All-v0, ...).")
     split: Literal["train", "test", "ood", "all"] = "train"
-    attack: str = Field("all", description="all (every strategy), none, or one strategy.")
+    attack: str = Field(default="all",
+                        description="all (every strategy), none, or one strategy.")
     seeds: list[int] = Field(default_factory=lambda: [0], description="Reset seeds.")
-    limit: int | None = Field(None, ge=1, description="Use at most this many episodes.")
+    limit: int | None = Field(default=None, ge=1, description="Use at most this many episodes.")
     backend: Literal["fake", "docker"] = "fake"
-    max_steps: int | None = Field(None, ge=1, description="Agent turns per episode.")
-    scenario_paths: list[str] | None = Field(None, description="Replace the built-in library.")
+    max_steps: int | None = Field(default=None, ge=1, description="Agent turns per episode.")
+    scenario_paths: list[str] | None = Field(default=None,
+                                             description="Replace the built-in library.")
 
     @field_validator("seeds")
     @classmethod
@@ -61,11 +63,11 @@ class EnvSettings(_Strict):
 class GenerationSettings(_Strict):
     """How rollouts are sampled (GRPO and DPO collection)."""
 
-    temperature: float = Field(1.0, ge=0.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    max_new_tokens: int = Field(256, ge=1, description="Tokens per agent turn.")
+    temperature: float = Field(default=1.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    max_new_tokens: int = Field(default=256, ge=1, description="Tokens per agent turn.")
     use_vllm: Literal["auto", True, False] = Field(
-        "auto", description="auto: vLLM when it imports and a GPU is present.")
+        default="auto", description="auto: vLLM when it imports and a GPU is present.")
     vllm_mode: Literal["colocate", "server"] = "colocate"
 
 
@@ -79,19 +81,21 @@ class TrainRecipe(_Strict):
                                  description="build_tiny keyword arguments (model: tiny).")
     output_dir: str
     seed: int = 0
-    k: int = Field(4, ge=2, description="Rollouts per task (GRPO group / DPO collection).")
-    l0: int = Field(400, ge=1, description="Length-penalty scale L0 in tokens.")
+    k: int = Field(default=4, ge=2,
+                   description="Rollouts per task (GRPO group / DPO collection).")
+    l0: int = Field(default=400, ge=1, description="Length-penalty scale L0 in tokens.")
     length_penalty: bool = True
     format_reward: bool = True
-    max_steps: int | None = Field(None, ge=1, description="Optimizer steps (overrides epochs).")
-    epochs: float = Field(1.0, gt=0.0)
-    sft_policy: str = Field("comply", description="SFT: the baseline whose trajectories "
-                                                  "are imitated.")
+    max_steps: int | None = Field(default=None, ge=1,
+                                  description="Optimizer steps (overrides epochs).")
+    epochs: float = Field(default=1.0, gt=0.0)
+    sft_policy: str = Field(default="comply",
+                            description="SFT: the baseline whose trajectories are imitated.")
     chat_template: str | None = Field(
-        None, description="DPO/GRPO: replace the model's chat template ('mosaic-chatml' or "
-                          "a .jinja file); saved with the trained model.")
-    env: EnvSettings = Field(default_factory=EnvSettings)
-    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+        default=None, description="DPO/GRPO: replace the model's chat template "
+                                  "('mosaic-chatml' or a .jinja file); saved with the model.")
+    env: EnvSettings = EnvSettings()
+    generation: GenerationSettings = GenerationSettings()
     trl: dict[str, Any] = Field(default_factory=dict,
                                 description="Overrides for the TRL config of the method.")
 

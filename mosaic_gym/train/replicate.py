@@ -275,7 +275,7 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
                                          max_steps=plan.sft_max_steps, seed=seed,
                                          learning_rate=plan.sft_learning_rate,
                                          limit=plan.sft_limit, progress=progress))
-    common = {"split": plan.rl_split, "seeds": [seed], "k": plan.k, "seed": seed,
+    common: dict[str, Any] = {"split": plan.rl_split, "seeds": [seed], "k": plan.k, "seed": seed,
               "temperature": plan.temperature, "max_new_tokens": plan.max_new_tokens,
               "env_max_steps": plan.env_max_steps, "quiet": not progress}
     models = {"sft": sft}
