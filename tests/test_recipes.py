@@ -225,3 +225,20 @@ def test_eval_runs_a_transformers_recipe(tiny_model: Path, tmp_path: Path) -> No
     assert len(lines) == 2
     record = json.loads(lines[0])
     assert record["outcome"]["termination"] in {"max_steps", "final_answer", "refusal"}
+
+
+def test_phi4_tools_template_renders_the_chat() -> None:
+    pytest.importorskip("jinja2")
+    from mosaic_gym.train.tiny import render_chat_text
+
+    template = load_template(POLICIES / "templates" / "phi-4-tools.jinja")
+    tools = [{"type": "function", "function": {"name": "read_file", "parameters": {}}}]
+    messages = [{"role": "system", "content": "SYS"}, {"role": "user", "content": "go"},
+                {"role": "assistant", "content": "<think>p</think>", "tool_calls": [{}]},
+                {"role": "tool", "content": "out"}]
+    text = render_chat_text(messages, tools, add_generation_prompt=True, template=template)
+    assert text.startswith("<|im_start|>system<|im_sep|>SYS\n\n# Tools\n<tools>\n"
+                           '{"type": "function"')
+    assert "<|im_start|>assistant<|im_sep|><think>p</think><|im_end|>" in text
+    assert "<tool_response>\nout\n</tool_response>" in text
+    assert text.endswith("<|im_start|>assistant<|im_sep|>")
