@@ -80,8 +80,9 @@ class TransformersPolicy:
         chat_template_kwargs: passed to the template (e.g. ``enable_thinking``).
         batch_size: prompts per ``generate`` call in :meth:`act_batch`.
 
-    Seeding: with a ``seed``, the turn for step *k* of an episode reset with seed *s* is
-    sampled under a seed derived from (seed, s, k), so an episode replays identically; each
+    Seeding: with a ``seed``, :meth:`act` samples under a seed derived from (seed, the
+    scenario id and seed given to :meth:`reset`, the step, the prompt text), so an episode
+    replays identically and different episodes draw independent samples; each
     :meth:`act_batch` call uses (seed, "batch", call number).
     """
 
@@ -117,24 +118,25 @@ class TransformersPolicy:
 
     # -- Policy protocol -------------------------------------------------------------
     def reset(self, scenario: Any = None, seed: int | None = None) -> None:
-        self._episode_seed = seed
+        self._episode_seed = (getattr(scenario, "id", None), seed)
         self._step = 0
 
     def act(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]],
             info: Mapping[str, Any] | None = None) -> str:
         """The next assistant turn, as raw text."""
+        prompt = self.prompt(messages, tools)
         seed = self.sampling["seed"]
         turn_seed = (None if seed is None
-                     else derive_seed(seed, self._episode_seed, self._step))
+                     else derive_seed(seed, self._episode_seed, self._step, prompt))
         self._step += 1
-        return self._generate([(messages, tools)], turn_seed)[0]
+        return self._generate([prompt], turn_seed)[0]
 
     def act_batch(self, batch: Sequence[Chat]) -> list[str]:
         """One turn for each ``(messages, tools)``, generated ``batch_size`` at a time."""
         seed = self.sampling["seed"]
         turn_seed = None if seed is None else derive_seed(seed, "batch", self._batches)
         self._batches += 1
-        return self._generate(list(batch), turn_seed)
+        return self._generate([self.prompt(m, t) for m, t in batch], turn_seed)
 
     # -- generation ----------------------------------------------------------------------
     def prompt(self, messages: Sequence[Mapping[str, Any]],
@@ -143,18 +145,18 @@ class TransformersPolicy:
         return render_prompt(self.tokenizer, messages, tools, template=self.template,
                              chat_template_kwargs=self.chat_template_kwargs)
 
-    def _generate(self, chats: list[Chat], seed: int | None) -> list[str]:
+    def _generate(self, prompts: list[str], seed: int | None) -> list[str]:
         import torch
 
-        if not chats:
+        if not prompts:
             return []
         budget = int(self.sampling["max_new_tokens"])
-        encoded = [self.tokenizer(self.prompt(m, t), add_special_tokens=False)["input_ids"]
-                   for m, t in chats]
-        results = [""] * len(chats)
+        encoded = [self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+                   for prompt in prompts]
+        results = [""] * len(prompts)
         fits = [i for i, ids in enumerate(encoded)
                 if not self.max_context or len(ids) + 1 <= self.max_context]
-        self.truncated_prompts += len(chats) - len(fits)
+        self.truncated_prompts += len(prompts) - len(fits)
         fits.sort(key=lambda i: len(encoded[i]))  # similar lengths share a batch
         with torch.random.fork_rng(devices=[]):
             if seed is not None:

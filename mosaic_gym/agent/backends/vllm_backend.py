@@ -52,8 +52,9 @@ class VLLMPolicy:
             ``tensor_parallel_size``, ``gpu_memory_utilization``, ``enforce_eager``...).
         llm: an existing ``vllm.LLM`` to share (``model`` then only names the policy).
 
-    Seeding: each request carries its own seed, derived like the transformers backend's, so
-    results do not depend on how vLLM batches requests.
+    Seeding: each request carries its own seed, derived like the transformers backend's
+    (plus the item's index in :meth:`act_batch`), so results do not depend on how vLLM
+    batches requests.
     """
 
     def __init__(self, model: str | Path, *, sampling: Mapping[str, Any] | None = None,
@@ -81,16 +82,18 @@ class VLLMPolicy:
         self._batches = 0
 
     def reset(self, scenario: Any = None, seed: int | None = None) -> None:
-        self._episode_seed = seed
+        self._episode_seed = (getattr(scenario, "id", None), seed)
         self._step = 0
 
     def act(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]],
             info: Mapping[str, Any] | None = None) -> str:
         """The next assistant turn, as raw text."""
+        prompt = self.prompt(messages, tools)
         base = self.sampling["seed"]
-        seed = None if base is None else derive_seed(base, self._episode_seed, self._step)
+        seed = (None if base is None
+                else derive_seed(base, self._episode_seed, self._step, prompt))
         self._step += 1
-        return self._generate([(messages, tools)], [seed])[0]
+        return self._generate([prompt], [seed])[0]
 
     def act_batch(self, batch: Sequence[Chat]) -> list[str]:
         """One turn for each ``(messages, tools)``, in one ``LLM.generate`` call."""
@@ -99,7 +102,7 @@ class VLLMPolicy:
         seeds = [None if base is None else derive_seed(base, "batch", self._batches, i)
                  for i in range(len(items))]
         self._batches += 1
-        return self._generate(items, seeds)
+        return self._generate([self.prompt(m, t) for m, t in items], seeds)
 
     def prompt(self, messages: Sequence[Mapping[str, Any]],
                tools: Sequence[Mapping[str, Any]]) -> str:
@@ -120,16 +123,16 @@ class VLLMPolicy:
             kwargs["top_k"] = int(s["top_k"])
         return self._vllm.SamplingParams(**kwargs)
 
-    def _generate(self, chats: list[Chat], seeds: list[int | None]) -> list[str]:
-        if not chats:
+    def _generate(self, prompts: list[str], seeds: list[int | None]) -> list[str]:
+        if not prompts:
             return []
-        encoded = [self.tokenizer(self.prompt(m, t), add_special_tokens=False)["input_ids"]
-                   for m, t in chats]
+        encoded = [self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+                   for prompt in prompts]
         # A prompt with no room left in the context gets an empty turn (a format error).
         keep = [i for i, ids in enumerate(encoded)
                 if self.max_model_len is None or len(ids) < self.max_model_len]
-        self.overlong_prompts += len(chats) - len(keep)
-        results = [""] * len(chats)
+        self.overlong_prompts += len(prompts) - len(keep)
+        results = [""] * len(prompts)
         if not keep:
             return results
         outputs = self.llm.generate([{"prompt_token_ids": encoded[i]} for i in keep],
