@@ -13,9 +13,10 @@ No model can be downloaded here, so :func:`build_tiny` makes one from scratch:
   assistant contents verbatim (the raw MOSAIC text; structured ``tool_calls`` are ignored),
   tool results as role ``tool``, supports ``add_generation_prompt`` and marks assistant
   turns with ``{% generation %}`` so TRL can mask everything else from the loss;
-* a randomly initialised ``Qwen2ForCausalLM``: by default 4 layers, hidden size 128, head
-  size 64 (vLLM-friendly), vocabulary 4096, tied embeddings: about 1.5 million parameters,
-  small enough to fine-tune on two CPU cores.
+* a randomly initialised ``Qwen2ForCausalLM``: by default 4 layers, hidden size 256, head
+  size 64 (vLLM-friendly), vocabulary 4096, tied embeddings: about 4.2 million parameters.
+  (Hidden size 128, 1.5 million, trains a little faster but, after the same SFT, left
+  about 26 % of turns malformed on held-out scenarios against 14-20 % for this size.)
 
 Everything is saved with ``save_pretrained`` so ``AutoTokenizer``/``AutoModelForCausalLM``
 and vLLM load the folder like any hub checkpoint. The build is deterministic under ``seed``.
@@ -190,8 +191,8 @@ def _portable_tokenizer_config(folder: Path) -> None:
 
 
 def build_tiny(out_dir: str | Path, *, scenario_paths: Sequence[str | Path] | None = None,
-               vocab_size: int = 4096, hidden_size: int = 128, num_layers: int = 4,
-               num_heads: int = 2, num_kv_heads: int = 1, intermediate_size: int = 512,
+               vocab_size: int = 4096, hidden_size: int = 256, num_layers: int = 4,
+               num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int = 768,
                max_positions: int = 4096, split: str = "train", corpus_seeds: Iterable[int] = (0,),
                seed: int = 0) -> Path:
     """Build the tiny model and tokenizer into ``out_dir``; return the folder.
