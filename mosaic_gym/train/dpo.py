@@ -283,14 +283,15 @@ def run_dpo(model: str | Path, out_dir: str | Path, *, env_id: str = "mosaic/All
             temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 256,
             max_steps: int | None = None, epochs: float = 1.0, seed: int = 0,
             trl: Mapping[str, Any] | None = None, name: str | None = None,
-            chat_template: str | None = None, quiet: bool = False) -> Path:
+            chat_template: str | None = None, num_envs: int = 16,
+            quiet: bool = False) -> Path:
     """Collect, pair and train; writes ``groups.jsonl`` and ``mosaic_train.json`` too."""
     out = Path(out_dir)
     groups = collect_groups(model, out / "groups.jsonl", env_id=env_id, split=split,
                             attack=attack, seeds=seeds, limit=limit, k=k, backend=backend,
                             max_steps=env_max_steps, temperature=temperature, top_p=top_p,
                             max_new_tokens=max_new_tokens, seed=seed,
-                            chat_template=chat_template, quiet=quiet)
+                            chat_template=chat_template, num_envs=num_envs, quiet=quiet)
     rows = preference_rows(groups, l0=l0, length_penalty=length_penalty)
     train_dpo(model, rows, out, seed=seed, max_steps=max_steps, epochs=epochs, trl=trl,
               name=name, chat_template=chat_template, quiet=quiet)

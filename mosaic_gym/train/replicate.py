@@ -59,10 +59,12 @@ class Plan:
     rl_split: str = "train"
     rl_episodes: int = 48
     k: int = 4
-    grpo_steps: int = 24
+    grpo_steps: int = 12
+    grpo_groups_per_step: int = 2
+    """Episodes per GRPO step (each played k times): batching them speeds up generation."""
     grpo_learning_rate: float = 5e-5
     dpo_episodes: int = 24
-    dpo_steps: int = 24
+    dpo_steps: int = 16
     dpo_learning_rate: float = 5e-5
     max_new_tokens: int = 128
     env_max_steps: int = 8
@@ -76,6 +78,7 @@ FULL = Plan()
 QUICK = replace(FULL, tiny={"hidden_size": 64, "num_layers": 2, "num_heads": 2,
                             "num_kv_heads": 1, "intermediate_size": 128},
                 sft_seeds=(0,), sft_limit=48, sft_max_steps=12, rl_episodes=4, grpo_steps=2,
+                grpo_groups_per_step=1,
                 dpo_episodes=3, dpo_steps=2, max_new_tokens=64, env_max_steps=4,
                 eval_limit=12, eval_batch=12)
 
@@ -219,7 +222,8 @@ def plot_table(results: dict[str, dict[str, Any]], path: Path, title: str) -> Pa
     for j, (_method, label) in enumerate(METHODS):
         xs = [i + (j - (len(METHODS) - 1) / 2) * width for i in range(len(rows))]
         ys = [100 * (values[j] or 0.0) for _, values in rows]
-        ax.bar(xs, ys, width, label=label)
+        bars = ax.bar(xs, ys, width, label=label)
+        ax.bar_label(bars, fmt="%.0f", fontsize=6, padding=1)
     ax.set_xticks(range(len(rows)), [label for label, _ in rows], rotation=20, ha="right")
     ax.set_ylabel("% of episodes (of turns / tokens for the last two)")
     ax.set_ylim(0, 105)
@@ -282,13 +286,15 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
     for reward in ("pairwise", "scalar"):
         models[f"grpo_{reward}"] = stage(f"grpo_{reward}", lambda p, r=reward: run_grpo(
             sft, p, reward=r, limit=plan.rl_episodes, max_steps=plan.grpo_steps,
-            trl={"learning_rate": plan.grpo_learning_rate}, **common))
+            trl={"learning_rate": plan.grpo_learning_rate,
+                 "per_device_train_batch_size": plan.k * plan.grpo_groups_per_step},
+            **common))
     skipped: dict[str, str] = {}
     try:
         models["dpo"] = stage("dpo", lambda p: run_dpo(
             sft, p, limit=plan.dpo_episodes, max_steps=plan.dpo_steps,
             trl={"learning_rate": plan.dpo_learning_rate, "per_device_train_batch_size": 1,
-                 "max_length": 2048}, **common))
+                 "max_length": 2048}, num_envs=plan.eval_batch, **common))
     except ValueError as exc:  # every collected group tied: nothing to prefer
         if "no preference pairs" not in str(exc):
             raise
