@@ -11,6 +11,7 @@ Nothing here imports torch; only a tokenizer object is needed.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,34 @@ from mosaic_gym.errors import MosaicError
 
 class ChatTemplateError(MosaicError):
     """A chat template is missing, unreadable, or fails on the environment's messages."""
+
+
+def derive_seed(*parts: object) -> int:
+    """A 31-bit seed from any parts (stable across processes, unlike ``hash``)."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+class TurnSeeds:
+    """Per-turn sampling seeds shared by the model backends.
+
+    A turn's seed depends on the recipe seed, the scenario, the episode seed, the step
+    and the prompt, so episodes reset with the same seed do not share their draws.
+    """
+
+    _episode_seed: tuple[Any, int | None] | None = None
+    _step = 0
+
+    def reset(self, scenario: Any = None, seed: int | None = None) -> None:
+        self._episode_seed = (getattr(scenario, "id", None), seed)
+        self._step = 0
+
+    def _next_turn_seed(self, base: int | None, prompt: str) -> int | None:
+        """The seed of this turn (``None`` when sampling is unseeded); advances the step."""
+        seed = None if base is None else derive_seed(base, self._episode_seed, self._step,
+                                                      prompt)
+        self._step += 1
+        return seed
 
 
 def _text(content: Any) -> str:

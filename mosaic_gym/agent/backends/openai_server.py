@@ -22,7 +22,6 @@ Only the standard library is used (``urllib``), so this backend needs no extra i
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import threading
@@ -35,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from mosaic_gym.agent.backends.chat import derive_seed
 from mosaic_gym.errors import MosaicError
 
 __all__ = [
@@ -54,12 +54,6 @@ _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _CONTEXT_PHRASES = ("maximum context length", "context length", "too long",
                     "max_model_len", "maximum model length")
 
-
-def derive_seed(*parts: object) -> int:
-    """A 31-bit seed from any parts, stable across processes (same rule as the
-    transformers backend)."""
-    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 class OpenAIBackendError(MosaicError):

@@ -8,13 +8,14 @@ format error, instead of an exception.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mosaic_gym.agent.backends.chat import (
+    TurnSeeds,
     clean_completion,
+    derive_seed,
     load_template,
     render_prompt,
     stop_token_ids,
@@ -29,12 +30,6 @@ Chat = tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]]
 
 class ModelLoadError(MosaicError):
     """A model or tokenizer could not be loaded."""
-
-
-def derive_seed(*parts: object) -> int:
-    """A 31-bit seed from any parts (stable across processes, unlike ``hash``)."""
-    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def check_sampling(sampling: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -68,7 +63,7 @@ def load_model_and_tokenizer(model: str | Path, *, dtype: str = "auto",
     return lm.to(device).eval(), tokenizer
 
 
-class TransformersPolicy:
+class TransformersPolicy(TurnSeeds):
     """A policy generating with ``model.generate`` (CPU or GPU).
 
     Args:
@@ -112,24 +107,14 @@ class TransformersPolicy:
                        else self.stop_ids[0])
         self.max_context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
         self.truncated_prompts = 0
-        self._episode_seed: int | None = None
-        self._step = 0
         self._batches = 0
 
     # -- Policy protocol -------------------------------------------------------------
-    def reset(self, scenario: Any = None, seed: int | None = None) -> None:
-        self._episode_seed = (getattr(scenario, "id", None), seed)
-        self._step = 0
-
     def act(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]],
             info: Mapping[str, Any] | None = None) -> str:
         """The next assistant turn, as raw text."""
         prompt = self.prompt(messages, tools)
-        seed = self.sampling["seed"]
-        turn_seed = (None if seed is None
-                     else derive_seed(seed, self._episode_seed, self._step, prompt))
-        self._step += 1
-        return self._generate([prompt], turn_seed)[0]
+        return self._generate([prompt], self._next_turn_seed(self.sampling["seed"], prompt))[0]
 
     def act_batch(self, batch: Sequence[Chat]) -> list[str]:
         """One turn for each ``(messages, tools)``, generated ``batch_size`` at a time."""

@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from mosaic_gym.agent.backends.chat import (
+    TurnSeeds,
     clean_completion,
+    derive_seed,
     load_template,
     render_prompt,
     stop_token_ids,
 )
-from mosaic_gym.agent.backends.transformers_backend import Chat, check_sampling, derive_seed
+from mosaic_gym.agent.backends.transformers_backend import Chat, check_sampling
 from mosaic_gym.errors import MosaicError
 
 
@@ -41,7 +43,7 @@ def import_vllm() -> Any:
     return vllm
 
 
-class VLLMPolicy:
+class VLLMPolicy(TurnSeeds):
     """A policy generating with an in-process ``vllm.LLM``.
 
     Args:
@@ -77,23 +79,13 @@ class VLLMPolicy:
         self.stop_ids = stop_token_ids(self.tokenizer)
         self.max_model_len = _max_model_len(llm)
         self.overlong_prompts = 0
-        self._episode_seed: int | None = None
-        self._step = 0
         self._batches = 0
-
-    def reset(self, scenario: Any = None, seed: int | None = None) -> None:
-        self._episode_seed = (getattr(scenario, "id", None), seed)
-        self._step = 0
 
     def act(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]],
             info: Mapping[str, Any] | None = None) -> str:
         """The next assistant turn, as raw text."""
         prompt = self.prompt(messages, tools)
-        base = self.sampling["seed"]
-        seed = (None if base is None
-                else derive_seed(base, self._episode_seed, self._step, prompt))
-        self._step += 1
-        return self._generate([prompt], [seed])[0]
+        return self._generate([prompt], [self._next_turn_seed(self.sampling["seed"], prompt)])[0]
 
     def act_batch(self, batch: Sequence[Chat]) -> list[str]:
         """One turn for each ``(messages, tools)``, in one ``LLM.generate`` call."""
