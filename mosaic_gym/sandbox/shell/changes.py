@@ -91,8 +91,13 @@ def rmdir(shell: Shell, argv: list[str], io: StreamIO) -> int:
     return status
 
 
-def _destination(shell: Shell, name: str, operands: list[str]) -> tuple[list[str], str, bool]:
-    """Sources, destination and whether the destination is an existing directory."""
+def _destination(
+    shell: Shell, name: str, operands: list[str]
+) -> tuple[list[tuple[str, str, str]], str]:
+    """``(operand, source path, destination path)`` per source, and the target operand.
+
+    An existing directory as target receives each source under its own name.
+    """
     if not operands:
         raise UsageError("missing file operand")
     if len(operands) == 1:
@@ -102,20 +107,19 @@ def _destination(shell: Shell, name: str, operands: list[str]) -> tuple[list[str
     is_dir = shell.sandbox.exists(path) and shell.sandbox.stat(path).is_dir
     if len(sources) > 1 and not is_dir:
         raise UsageError(f"target '{target}' is not a directory")
-    return sources, target, is_dir
+    moves = []
+    for source in sources:
+        src = shell.resolve(source)
+        moves.append((source, src, posixpath.join(path, posixpath.basename(src)) if is_dir
+                      else path))
+    return moves, target
 
 
 def mv(shell: Shell, argv: list[str], io: StreamIO) -> int:
     options = parse_options(argv[1:], "finvuT", long={"--force": "f", "--verbose": "v"})
-    sources, target, into = _destination(shell, "mv", options.operands)
+    moves, target = _destination(shell, "mv", options.operands)
     status = 0
-    for source in sources:
-        src = shell.resolve(source)
-        dst = (
-            posixpath.join(shell.resolve(target), posixpath.basename(src))
-            if into
-            else (shell.resolve(target))
-        )
+    for source, src, dst in moves:
         try:
             shell.sandbox.stat(src)
         except OSError as exc:
@@ -141,15 +145,9 @@ def cp(shell: Shell, argv: list[str], io: StreamIO) -> int:
     options = parse_options(argv[1:], "rRapfvniuTdL", long=long_names)
     recursive = bool({"r", "R", "a"} & options.flags)
     keep_mode = bool({"p", "a"} & options.flags)
-    sources, target, into = _destination(shell, "cp", options.operands)
+    moves, target = _destination(shell, "cp", options.operands)
     status = 0
-    for source in sources:
-        src = shell.resolve(source)
-        dst = (
-            posixpath.join(shell.resolve(target), posixpath.basename(src))
-            if into
-            else (shell.resolve(target))
-        )
+    for source, src, dst in moves:
         try:
             entry = shell.sandbox.stat(src)
         except OSError as exc:
