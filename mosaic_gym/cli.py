@@ -27,8 +27,9 @@ def _fail(message: str) -> None:
 
 @app.command("eval")
 def eval_command(
-    policy: Annotated[str, typer.Option(help="Built-in policy (reference, comply, refuse, "
-                                             "random) or a recipe YAML in policies/.")] = "reference",
+    policy: Annotated[str, typer.Option(
+        help="Built-in policy (reference, comply, refuse, random) or a recipe YAML in "
+             "policies/.")] = "reference",
     env_id: Annotated[str, typer.Option("--env", help="Environment id.")] = "mosaic/All-v0",
     split: Annotated[str, typer.Option(help="train, test, ood or all.")] = "all",
     attack: Annotated[str, typer.Option(help="all (every strategy), none, or a strategy.")] = "all",
@@ -273,13 +274,19 @@ def replicate_command(
     quick: Annotated[bool, typer.Option(help="A few steps per stage (the CI form).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of every stage.")] = 0,
     eval_episodes: Annotated[int | None, typer.Option(
-        help="ood episodes evaluated (a stratified subset; 0 = all).")] = None,
+        help="Episodes evaluated per split (a stratified subset; 0 = all).")] = None,
+    splits: Annotated[str | None, typer.Option(
+        help="Held-out splits to evaluate, comma-separated, the first one heading the "
+             "table (default: ood; 'ood,test' adds unseen variants of the training "
+             "domains, about 2 minutes more).")] = None,
 ) -> None:
     """Tiny model -> SFT -> pairwise GRPO, scalar GRPO and DPO; before/after table on ood."""
     from mosaic_gym.train.replicate import replicate
 
     try:
-        replicate(out, quick=quick, seed=seed, eval_episodes=eval_episodes)
+        chosen = tuple(s.strip() for s in splits.split(",") if s.strip()) if splits else None
+        replicate(out, quick=quick, seed=seed, eval_episodes=eval_episodes,
+                  eval_splits=chosen)
     except (MosaicError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
 

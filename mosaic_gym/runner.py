@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,29 @@ def episode_plan(variants: Iterable[ScenarioVariant], seeds: Iterable[int],
             attacks = [attack]
         plan += [EpisodeSpec(variant.id, name, seed) for name in attacks for seed in seeds]
     return plan
+
+
+def stratified_subset(plan: Sequence[EpisodeSpec], category: Mapping[str, str], limit: int,
+                      seed: int = 0) -> list[EpisodeSpec]:
+    """A seeded subset of ``limit`` episodes of ``plan``, drawn round-robin over the
+    categories (``category`` maps scenario ids to them) so that each stays represented even
+    where one dominates the plan (attacked injection episodes do); in plan order."""
+    import random
+
+    if limit >= len(plan):
+        return list(plan)
+    rng = random.Random(seed)
+    buckets: dict[str, list[int]] = {}
+    for index, spec in enumerate(plan):
+        buckets.setdefault(category[spec.scenario_id], []).append(index)
+    for indices in buckets.values():
+        rng.shuffle(indices)
+    chosen: list[int] = []
+    while len(chosen) < limit:
+        for name in sorted(buckets):
+            if buckets[name] and len(chosen) < limit:
+                chosen.append(buckets[name].pop())
+    return [plan[i] for i in sorted(chosen)]
 
 
 def play(env: MosaicEnv, policy: Policy, spec: EpisodeSpec) -> dict[str, Any]:

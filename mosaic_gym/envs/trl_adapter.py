@@ -155,23 +155,29 @@ class MosaicTRLEnv:
 def episode_rows(*, env_id: str = "mosaic/All-v0", split: str = "train", attack: str = "all",
                  seeds: Sequence[int] = (0,), limit: int | None = None, seed: int = 0,
                  backend: str = "fake",
-                 scenario_paths: Sequence[str | Path] | None = None) -> list[dict[str, Any]]:
+                 scenario_paths: Sequence[str | Path] | None = None,
+                 stratify: bool = False) -> list[dict[str, Any]]:
     """One dataset row per episode (variant x attack x seed) of ``env_id``'s ``split``.
 
     Each row: ``prompt`` (the opening system + user messages, the first one carrying the
     episode identity under :data:`EPISODE_KEY`), ``scenario_id``, ``attack`` (``""`` for
-    none) and ``seed``. With ``limit``, a seeded random subset of that size, in plan order.
-    Raises ``ValueError`` when the selection is empty.
+    none) and ``seed``. With ``limit``, a seeded random subset of that size, in plan order;
+    with ``stratify`` too, drawn round-robin over the categories
+    (:func:`~mosaic_gym.runner.stratified_subset`: attacked injection episodes otherwise
+    make up most of a random draw). Raises ``ValueError`` when the selection is empty.
     """
     from mosaic_gym.evaluate import make_env
-    from mosaic_gym.runner import episode_plan
+    from mosaic_gym.runner import episode_plan, stratified_subset
 
     wrapper = make_env(env_id, split=split, backend=backend, attack="none",
                        scenario_paths=list(scenario_paths) if scenario_paths else None)
     env = wrapper.unwrapped
     try:
         plan = episode_plan(env.pool, list(seeds), attack=attack)
-        if limit is not None and limit < len(plan):
+        if limit is not None and stratify:
+            category = {variant.id: variant.category for variant in env.pool}
+            plan = stratified_subset(plan, category, limit, seed)
+        elif limit is not None and limit < len(plan):
             chosen = sorted(random.Random(seed).sample(range(len(plan)), limit))
             plan = [plan[i] for i in chosen]
         rows = []

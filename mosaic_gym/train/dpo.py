@@ -165,17 +165,20 @@ def collect_groups(model: str | Path, out: str | Path, *, env_id: str = "mosaic/
                    limit: int | None = None, k: int = 4, backend: str = "fake",
                    max_steps: int | None = None, temperature: float = 1.0, top_p: float = 1.0,
                    max_new_tokens: int = 256, num_envs: int = 16, seed: int = 0,
-                   chat_template: str | None = None, quiet: bool = False) -> Path:
+                   chat_template: str | None = None, stratify: bool = False,
+                   quiet: bool = False) -> Path:
     """Let ``model`` play ``k`` sampled rollouts of each episode; write the groups to ``out``.
 
     With ``limit``, a seeded random subset of the episodes (spread over the library, unlike
-    ``collect``'s first-N). The file is a ``mosaic-collect/1`` JSONL (see
+    ``collect``'s first-N); with ``stratify`` too, drawn round-robin over the categories
+    (:func:`~mosaic_gym.runner.stratified_subset`). The file is a ``mosaic-collect/1`` JSONL (see
     :mod:`mosaic_gym.train.collect`); an existing file is resumed.
     """
     from rich.progress import track
 
     from mosaic_gym.agent.backends.transformers_backend import TransformersPolicy
     from mosaic_gym.evaluate import make_env
+    from mosaic_gym.runner import EpisodeSpec, stratified_subset
     from mosaic_gym.train.collect import (
         FORMAT,
         GroupSpec,
@@ -187,9 +190,15 @@ def collect_groups(model: str | Path, out: str | Path, *, env_id: str = "mosaic/
     probe = make_env(env_id, split=split, backend=backend, attack="none")
     try:
         specs = plan_groups(probe, seeds, attack=attack)
+        category = {variant.id: variant.category for variant in probe.unwrapped.pool}
     finally:
         probe.close()
-    if limit is not None and limit < len(specs):
+    if limit is not None and stratify:
+        chosen = stratified_subset([EpisodeSpec(s.scenario_id, s.attack, s.seed) for s in specs],
+                                   category, limit, seed)
+        keep = {(c.scenario_id, c.attack, c.seed) for c in chosen}
+        specs = [s for s in specs if (s.scenario_id, s.attack, s.seed) in keep]
+    elif limit is not None and limit < len(specs):
         specs = [specs[i] for i in sorted(random.Random(seed).sample(range(len(specs)), limit))]
     policy = TransformersPolicy(str(model), sampling={
         "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
@@ -283,7 +292,7 @@ def run_dpo(model: str | Path, out_dir: str | Path, *, env_id: str = "mosaic/All
             temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 256,
             max_steps: int | None = None, epochs: float = 1.0, seed: int = 0,
             trl: Mapping[str, Any] | None = None, name: str | None = None,
-            chat_template: str | None = None, num_envs: int = 16,
+            chat_template: str | None = None, num_envs: int = 16, stratify: bool = False,
             quiet: bool = False) -> Path:
     """Collect, pair and train; writes ``groups.jsonl`` and ``mosaic_train.json`` too."""
     out = Path(out_dir)
@@ -291,7 +300,8 @@ def run_dpo(model: str | Path, out_dir: str | Path, *, env_id: str = "mosaic/All
                             attack=attack, seeds=seeds, limit=limit, k=k, backend=backend,
                             max_steps=env_max_steps, temperature=temperature, top_p=top_p,
                             max_new_tokens=max_new_tokens, seed=seed,
-                            chat_template=chat_template, num_envs=num_envs, quiet=quiet)
+                            chat_template=chat_template, num_envs=num_envs,
+                            stratify=stratify, quiet=quiet)
     rows = preference_rows(groups, l0=l0, length_penalty=length_penalty)
     train_dpo(model, rows, out, seed=seed, max_steps=max_steps, epochs=epochs, trl=trl,
               name=name, chat_template=chat_template, quiet=quiet)
@@ -314,4 +324,4 @@ def run_dpo_recipe(recipe: Any, *, quiet: bool = False) -> Path:
                    top_p=gen.top_p, max_new_tokens=gen.max_new_tokens,
                    max_steps=recipe.max_steps, epochs=recipe.epochs, seed=recipe.seed,
                    trl=recipe.trl, name=recipe.name, chat_template=recipe.chat_template,
-                   quiet=quiet)
+                   stratify=env.stratify, quiet=quiet)

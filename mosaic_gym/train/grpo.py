@@ -338,9 +338,12 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
              temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 256,
              use_vllm: bool | Literal["auto"] = "auto", vllm_mode: str = "colocate",
              trl: dict[str, Any] | None = None, name: str | None = None,
-             chat_template: str | None = None, quiet: bool = False) -> Path:
+             chat_template: str | None = None, stratify: bool = False,
+             quiet: bool = False) -> Path:
     """Train ``model`` with GRPO on MOSAIC episodes; save it to ``out_dir`` and return it.
 
+    ``limit`` trains on a seeded subset of the episodes, drawn round-robin over the
+    categories with ``stratify`` (see :func:`~mosaic_gym.envs.trl_adapter.episode_rows`).
     Also writes ``out_dir/mosaic_train.json`` (settings, seeds, per-step logs). ``trl``
     overrides :class:`trl.GRPOConfig` fields; unknown keys raise
     :class:`~mosaic_gym.train.recipes.RecipeError`.
@@ -365,7 +368,8 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
     if vllm and not vllm_available():
         raise RuntimeError("use_vllm is true but vLLM is not importable or no GPU is present")
     rows = episode_rows(env_id=env_id, split=split, attack=attack, seeds=seeds, limit=limit,
-                        seed=seed, backend=backend, scenario_paths=scenario_paths)
+                        seed=seed, backend=backend, scenario_paths=scenario_paths,
+                        stratify=stratify)
     tokenizer = AutoTokenizer.from_pretrained(str(model))
     tokenizer.padding_side = "left"
     if chat_template is not None:
@@ -428,4 +432,5 @@ def run_grpo_recipe(recipe: Any, *, quiet: bool = False) -> Path:
                     temperature=gen.temperature, top_p=gen.top_p,
                     max_new_tokens=gen.max_new_tokens, use_vllm=gen.use_vllm,
                     vllm_mode=gen.vllm_mode, trl=recipe.trl, name=recipe.name,
-                    chat_template=recipe.chat_template, quiet=quiet)
+                    chat_template=recipe.chat_template,
+                    stratify=env.stratify, quiet=quiet)

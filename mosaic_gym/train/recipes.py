@@ -47,6 +47,10 @@ class EnvSettings(_Strict):
                         description="all (every strategy), none, or one strategy.")
     seeds: list[int] = Field(default_factory=lambda: [0], description="Reset seeds.")
     limit: int | None = Field(default=None, ge=1, description="Use at most this many episodes.")
+    stratify: bool = Field(default=False,
+                           description="With limit: draw the episodes round-robin over the "
+                                       "categories (attacked injection episodes otherwise "
+                                       "dominate a random draw).")
     backend: Literal["fake", "docker"] = "fake"
     max_steps: int | None = Field(default=None, ge=1, description="Agent turns per episode.")
     scenario_paths: list[str] | None = Field(default=None,
@@ -91,6 +95,10 @@ class TrainRecipe(_Strict):
     epochs: float = Field(default=1.0, gt=0.0)
     sft_policy: str = Field(default="comply",
                             description="SFT: the baseline whose trajectories are imitated.")
+    sft_refusal_share: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="SFT: share of episodes ending in a refusal drawn blind to the scenario "
+                    "(keeps refusals in the model's repertoire for RL to select).")
     chat_template: str | None = Field(
         default=None, description="DPO/GRPO: replace the model's chat template "
                                   "('mosaic-chatml' or a .jinja file); saved with the model.")
@@ -264,7 +272,7 @@ def run_sft_recipe(recipe: TrainRecipe, *, quiet: bool = False) -> Path:
                         split=recipe.env.split, seeds=recipe.env.seeds, attack=recipe.env.attack,
                         max_steps=recipe.max_steps or -1, epochs=recipe.epochs, seed=recipe.seed,
                         scenario_paths=recipe.env.scenario_paths, limit=recipe.env.limit,
-                        progress=not quiet, **extra))
+                        refusal_share=recipe.sft_refusal_share, progress=not quiet, **extra))
 
 
 def run_recipe(recipe: TrainRecipe, *, quiet: bool = False) -> Path:

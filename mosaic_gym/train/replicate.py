@@ -21,7 +21,6 @@ evaluation subset) for CI.
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -47,30 +46,41 @@ METHODS = [("sft", "SFT (before)"), ("grpo_pairwise", "GRPO pairwise"),
 class Plan:
     """Sizes of every stage (the full run and ``--quick`` differ only here)."""
 
-    tiny: dict[str, Any] = field(default_factory=lambda: {
-        "hidden_size": 128, "num_layers": 4, "num_heads": 2, "num_kv_heads": 1,
-        "intermediate_size": 512})
-    """Keyword arguments of ``build_tiny`` (model size: about 1.5M parameters)."""
-    sft_seeds: tuple[int, ...] = (0, 1)
+    tiny: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of ``build_tiny`` (empty: its default, about 4.2M parameters)."""
+    sft_seeds: tuple[int, ...] = (0, 1, 2, 3)
     sft_epochs: float = 1.0
-    sft_max_steps: int = 200
+    sft_max_steps: int = 360
     sft_learning_rate: float = 3e-3
     sft_limit: int | None = None
+    sft_refusal_share: float = 0.3
+    """Share of SFT episodes that end in a refusal drawn blind to the scenario
+    (:func:`~mosaic_gym.train.sft.with_random_refusals`): without it the comply-trained model
+    never samples a refusal and RL has nothing to select."""
     rl_split: str = "train"
-    rl_episodes: int = 48
+    rl_episodes: int = 64
+    """Training episodes of each RL method, drawn round-robin over the categories."""
     k: int = 4
-    grpo_steps: int = 12
+    grpo_steps: int = 32
     grpo_groups_per_step: int = 2
     """Episodes per GRPO step (each played k times): batching them speeds up generation."""
-    grpo_learning_rate: float = 5e-5
-    dpo_episodes: int = 24
-    dpo_steps: int = 16
-    dpo_learning_rate: float = 5e-5
+    grpo_learning_rate: float = 2e-4
+    dpo_episodes: int = 32
+    dpo_steps: int = 32
+    dpo_learning_rate: float = 2e-4
     max_new_tokens: int = 128
     env_max_steps: int = 8
-    temperature: float = 1.0
-    eval_split: str = "ood"
-    eval_limit: int | None = 48
+    temperature: float = 0.7
+    """Sampling temperature of the RL rollouts (at 1.0 the tiny model's samples are
+    mostly malformed)."""
+    eval_temperature: float = 0.7
+    """Decoding of the evaluations: the sampled policy that RL trained (seeded per
+    episode and turn, so reruns agree); 0 = greedy."""
+    eval_splits: tuple[str, ...] = ("ood",)
+    """Held-out splits evaluated, the first one heads the table: ``ood`` (unseen domains);
+    ``test`` (unseen variants of the training domains) may follow."""
+    eval_limit: int | None = None
+    """Episodes per split (a stratified seeded subset); ``None`` plays them all."""
     eval_batch: int = 48
 
 
@@ -80,7 +90,7 @@ QUICK = replace(FULL, tiny={"hidden_size": 64, "num_layers": 2, "num_heads": 2,
                 sft_seeds=(0,), sft_limit=48, sft_max_steps=12, rl_episodes=4, grpo_steps=2,
                 grpo_groups_per_step=1,
                 dpo_episodes=3, dpo_steps=2, max_new_tokens=64, env_max_steps=4,
-                eval_limit=12, eval_batch=12)
+                eval_splits=("ood",), eval_limit=12, eval_batch=12)
 
 
 # -- evaluation -----------------------------------------------------------------------------
@@ -93,7 +103,7 @@ def evaluation_plan(split: str = "ood", *, seeds: Sequence[int] = (0,), attack: 
     (benign, harmful, injection, privacy), so each stays represented in a small sample.
     """
     from mosaic_gym.envs.mosaic_env import MosaicEnv
-    from mosaic_gym.runner import episode_plan
+    from mosaic_gym.runner import episode_plan, stratified_subset
 
     env = MosaicEnv(split=split, attack="none")
     try:
@@ -101,20 +111,9 @@ def evaluation_plan(split: str = "ood", *, seeds: Sequence[int] = (0,), attack: 
         category = {variant.id: variant.category for variant in env.pool}
     finally:
         env.close()
-    if limit is None or limit >= len(plan):
+    if limit is None:
         return plan
-    rng = random.Random(seed)
-    buckets: dict[str, list[int]] = {}
-    for index, spec in enumerate(plan):
-        buckets.setdefault(category[spec.scenario_id], []).append(index)
-    for indices in buckets.values():
-        rng.shuffle(indices)
-    chosen: list[int] = []
-    while len(chosen) < limit:
-        for name in sorted(buckets):
-            if buckets[name] and len(chosen) < limit:
-                chosen.append(buckets[name].pop())
-    return [plan[i] for i in sorted(chosen)]
+    return stratified_subset(plan, category, limit, seed)
 
 
 def play_batched(policy: Any, plan: Sequence[Any], *, slots: int = 32,
@@ -172,11 +171,13 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def evaluate_model(model: str | Path, plan: Sequence[Any], *, max_new_tokens: int = 128,
                    max_steps: int | None = None, batch: int = 32, seed: int = 0,
-                   out: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Greedy, batched evaluation of a model folder over ``plan``; metrics (and JSONL)."""
+                   temperature: float = 0.0, out: str | Path | None = None,
+                   progress: bool = True) -> dict[str, Any]:
+    """Batched evaluation of a model folder over ``plan`` (greedy unless ``temperature``;
+    sampling is seeded per episode and turn); metrics (and JSONL)."""
     from mosaic_gym.agent.backends.transformers_backend import TransformersPolicy
 
-    policy = TransformersPolicy(str(model), sampling={"temperature": 0.0, "seed": seed,
+    policy = TransformersPolicy(str(model), sampling={"temperature": temperature, "seed": seed,
                                                       "max_new_tokens": max_new_tokens},
                                 batch_size=batch, dtype="float32")
     records = play_batched(policy, plan, slots=batch, max_steps=max_steps, progress=progress)
@@ -195,12 +196,12 @@ def table_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, list[float
                      for m, _ in METHODS]) for key, label in TABLE]
 
 
-def print_table(results: dict[str, dict[str, Any]], title: str) -> None:
+def print_table(results: dict[str, dict[str, Any]], title: str, split: str = "ood") -> None:
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
-    table.add_column("metric (ood, all episodes)")
+    table.add_column(f"metric ({split}, all episodes)")
     for method, label in METHODS:
         n = int(results[method]["all"]["episodes"]) if method in results else 0
         table.add_column(f"{label} (n={n})", justify="right")
@@ -209,26 +210,31 @@ def print_table(results: dict[str, dict[str, Any]], title: str) -> None:
     Console(width=140).print(table)
 
 
-def plot_table(results: dict[str, dict[str, Any]], path: Path, title: str) -> Path:
-    """Grouped bar chart of the table (one group per metric, one bar per method)."""
+def plot_table(results: dict[str, dict[str, dict[str, Any]]], path: Path, title: str) -> Path:
+    """Grouped bar charts of the tables, one panel per evaluated split (one group per
+    metric, one bar per method)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = table_rows(results)
-    fig, ax = plt.subplots(figsize=(12, 4.8))
+    splits = list(results)
+    fig, axes = plt.subplots(len(splits), 1, figsize=(12, 4.2 * len(splits)), squeeze=False)
     width = 0.8 / len(METHODS)
-    for j, (_method, label) in enumerate(METHODS):
-        xs = [i + (j - (len(METHODS) - 1) / 2) * width for i in range(len(rows))]
-        ys = [100 * (values[j] or 0.0) for _, values in rows]
-        bars = ax.bar(xs, ys, width, label=label)
-        ax.bar_label(bars, fmt="%.0f", fontsize=6, padding=1)
-    ax.set_xticks(range(len(rows)), [label for label, _ in rows], rotation=20, ha="right")
-    ax.set_ylabel("% of episodes (of turns / tokens for the last two)")
-    ax.set_ylim(0, 105)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    for ax, split in zip(axes[:, 0], splits, strict=True):
+        rows = table_rows(results[split])
+        for j, (_method, label) in enumerate(METHODS):
+            xs = [i + (j - (len(METHODS) - 1) / 2) * width for i in range(len(rows))]
+            ys = [100 * (values[j] or 0.0) for _, values in rows]
+            bars = ax.bar(xs, ys, width, label=label)
+            ax.bar_label(bars, fmt="%.0f", fontsize=6, padding=1)
+        ax.set_xticks(range(len(rows)), [label for label, _ in rows], rotation=20, ha="right")
+        ax.set_ylabel("% of episodes\n(of turns / tokens for the last two)")
+        ax.set_ylim(0, 105)
+        episodes = next(iter(results[split].values()))["all"]["episodes"]
+        ax.set_title(f"{split} split ({int(episodes)} episodes)", fontsize=9)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -239,6 +245,7 @@ def plot_table(results: dict[str, dict[str, Any]], path: Path, title: str) -> Pa
 
 def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: int = 0,
               plan: Plan | None = None, eval_episodes: int | None = None,
+              eval_splits: Sequence[str] | None = None,
               progress: bool = True) -> dict[str, Any]:
     """Run the whole replication into ``out``; return the saved document.
 
@@ -255,6 +262,12 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
         if eval_episodes < 0:
             raise ValueError(f"eval_episodes must be >= 0 (0 = all), got {eval_episodes}")
         plan = replace(plan, eval_limit=eval_episodes or None)
+    if eval_splits is not None:
+        unknown = sorted(set(eval_splits) - {"train", "test", "ood", "all"})
+        if unknown or not eval_splits:
+            raise ValueError(f"evaluation splits must be among train, test, ood, all; got "
+                             f"{', '.join(eval_splits) or 'none'}")
+        plan = replace(plan, eval_splits=tuple(eval_splits))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -278,21 +291,23 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
                                          seeds=plan.sft_seeds, epochs=plan.sft_epochs,
                                          max_steps=plan.sft_max_steps, seed=seed,
                                          learning_rate=plan.sft_learning_rate,
-                                         limit=plan.sft_limit, progress=progress))
+                                         limit=plan.sft_limit,
+                                         refusal_share=plan.sft_refusal_share,
+                                         progress=progress))
     common: dict[str, Any] = {"split": plan.rl_split, "seeds": [seed], "k": plan.k, "seed": seed,
               "temperature": plan.temperature, "max_new_tokens": plan.max_new_tokens,
               "env_max_steps": plan.env_max_steps, "quiet": not progress}
     models = {"sft": sft}
     for reward in ("pairwise", "scalar"):
         models[f"grpo_{reward}"] = stage(f"grpo_{reward}", lambda p, r=reward: run_grpo(
-            sft, p, reward=r, limit=plan.rl_episodes, max_steps=plan.grpo_steps,
+            sft, p, reward=r, limit=plan.rl_episodes, max_steps=plan.grpo_steps, stratify=True,
             trl={"learning_rate": plan.grpo_learning_rate,
                  "per_device_train_batch_size": plan.k * plan.grpo_groups_per_step},
             **common))
     skipped: dict[str, str] = {}
     try:
         models["dpo"] = stage("dpo", lambda p: run_dpo(
-            sft, p, limit=plan.dpo_episodes, max_steps=plan.dpo_steps,
+            sft, p, limit=plan.dpo_episodes, max_steps=plan.dpo_steps, stratify=True,
             trl={"learning_rate": plan.dpo_learning_rate, "per_device_train_batch_size": 1,
                  "max_length": 2048}, num_envs=plan.eval_batch, **common))
     except ValueError as exc:  # every collected group tied: nothing to prefer
@@ -301,39 +316,68 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
         skipped["dpo"] = str(exc)
         print(f"[dpo] not trained: {exc}")
 
-    episodes = evaluation_plan(plan.eval_split, limit=plan.eval_limit, seed=seed)
-    results: dict[str, dict[str, Any]] = {}
-    for method, _label in METHODS:
-        if method not in models:
-            continue
-        begin = time.perf_counter()
-        if progress:
-            print(f"[eval] {method} on {len(episodes)} {plan.eval_split} episodes")
-        results[method] = evaluate_model(models[method], episodes,
-                                         max_new_tokens=plan.max_new_tokens,
-                                         max_steps=plan.env_max_steps, batch=plan.eval_batch,
-                                         seed=seed, out=out / f"eval_{method}.jsonl",
-                                         progress=progress)
-        timings[f"eval_{method}"] = round(time.perf_counter() - begin, 1)
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    sizes: dict[str, int] = {}
+    for split in plan.eval_splits:
+        episodes = evaluation_plan(split, limit=plan.eval_limit, seed=seed)
+        sizes[split] = len(episodes)
+        results[split] = {}
+        for method, _label in METHODS:
+            if method not in models:
+                continue
+            begin = time.perf_counter()
+            if progress:
+                print(f"[eval] {method} on {len(episodes)} {split} episodes")
+            # the headline split keeps the historical file name eval_<method>.jsonl
+            name = f"eval_{method}.jsonl" if split == plan.eval_splits[0] \
+                else f"eval_{split}_{method}.jsonl"
+            results[split][method] = evaluate_model(
+                models[method], episodes, max_new_tokens=plan.max_new_tokens,
+                max_steps=plan.env_max_steps, batch=plan.eval_batch, seed=seed,
+                temperature=plan.eval_temperature, out=out / name, progress=progress)
+            timings[f"eval_{split}_{method}"] = round(time.perf_counter() - begin, 1)
     timings["total"] = round(time.perf_counter() - started, 1)
 
-    title = (f"mosaic replicate{' --quick' if quick else ''}: tiny model, "
-             f"{len(episodes)} {plan.eval_split} episodes, seed {seed}")
+    headline = plan.eval_splits[0]
+    title = (f"mosaic replicate{' --quick' if quick else ''}: tiny model, seed {seed}, "
+             "held-out " + ", ".join(f"{s} ({sizes[s]} episodes)" for s in plan.eval_splits))
     document = {
         "title": title, "quick": quick, "seed": seed,
         "seeds": {"model_init": seed, "sft": seed, "sft_episode_seeds": list(plan.sft_seeds),
-                  "rl_episode_seeds": [seed], "rl_sampling": seed, "eval_episode_seeds": [0],
+                  "sft_refusal_draw": seed, "rl_episode_seeds": [seed], "rl_sampling": seed,
+                  "eval_episode_seeds": [0],
                   "eval_subset": seed if plan.eval_limit else None},
-        "plan": asdict(plan), "evaluation": {"split": plan.eval_split, "episodes": len(episodes),
-                                             "decoding": "greedy"},
+        "plan": asdict(plan),
+        "evaluation": {"split": headline, "splits": sizes,
+                       "decoding": (f"sampled, temperature {plan.eval_temperature}, seed {seed}"
+                                    if plan.eval_temperature > 0 else "greedy")},
         "table": {label: dict(zip([m for m, _ in METHODS], values, strict=True))
-                  for label, values in table_rows(results)},
-        "metrics": results, "seconds": timings, "skipped": skipped,
+                  for label, values in table_rows(results[headline])},
+        "tables": {split: {label: dict(zip([m for m, _ in METHODS], values, strict=True))
+                           for label, values in table_rows(results[split])}
+                   for split in plan.eval_splits},
+        "metrics": results[headline],
+        "metrics_by_split": results, "seconds": timings, "skipped": skipped,
         "models": {name: str(path) for name, path in models.items()},
+        "stages": {name: _stage_info(path) for name, path in models.items()},
     }
     (out / "replication.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
     plot_table(results, out / "replication.png", title)
-    print_table(results, title)
+    for split in plan.eval_splits:
+        print_table(results[split], f"{split} split ({sizes[split]} episodes), seed {seed}",
+                    split)
     print(f"wrote {out / 'replication.json'} and {out / 'replication.png'} "
           f"({timings['total']:.0f} s)")
     return document
+
+
+def _stage_info(folder: Path) -> dict[str, Any]:
+    """What a stage recorded about its training (SFT data and losses; RL episodes, pairs,
+    rollouts), without the per-step logs."""
+    for name in ("mosaic_sft.json", "mosaic_train.json"):
+        path = folder / name
+        if path.is_file():
+            info = json.loads(path.read_text(encoding="utf-8"))
+            info.pop("log_history", None)
+            return info
+    return {}

@@ -68,6 +68,47 @@ def sft_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+#: Plans and reasons of the category-blind refusals mixed into SFT data (see
+#: :func:`with_random_refusals`). They name no category and no specific risk.
+_HESITANT_PLAN = "I am not sure I should go on with this."
+_HESITANT_CHECK = "This might not be what the user wants."
+_HESITANT_REASON = "I would rather not continue with this task."
+
+
+def with_random_refusals(records: Sequence[Mapping[str, Any]], share: float, *,
+                         seed: int = 0) -> list[dict[str, Any]]:
+    """Copies of ``records`` in which a random ``share`` of episodes end in a refusal.
+
+    A helpful base model refuses now and then, whatever the task: that keeps the refusal
+    action in its repertoire, so that preference RL has something to select. The SFT
+    teacher (``comply``) never refuses, so without this a model fine-tuned on it never
+    samples a refusal and RL cannot find one. The choice is *blind to the scenario*: the
+    episodes are drawn uniformly (seeded), the refusal replaces a uniformly drawn assistant
+    turn (everything after it is dropped) and its text is the same everywhere. Whether a
+    refusal fits the task is left to RL to learn.
+    """
+    import random
+
+    from mosaic_gym.agent.format import ToolCall, render_action
+
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"refusal share must be within [0, 1], got {share}")
+    rng = random.Random(seed)
+    refusal = render_action(_HESITANT_PLAN, ToolCall("refusal_tool", {"reason": _HESITANT_REASON}),
+                            safety_check=_HESITANT_CHECK)
+    mixed: list[dict[str, Any]] = []
+    for record in records:
+        record = dict(record)
+        turns = [i for i, m in enumerate(record["messages"]) if m.get("role") == "assistant"]
+        if turns and rng.random() < share:
+            cut = rng.choice(turns)
+            record["messages"] = [*record["messages"][:cut],
+                                  {"role": "assistant", "content": refusal}]
+            record["hesitant_refusal"] = True
+        mixed.append(record)
+    return mixed
+
+
 def format_error_rate(records: Iterable[Mapping[str, Any]]) -> dict[str, float]:
     """Share of assistant turns the environment's parser rejected, over trajectory records."""
     turns = errors = episodes = 0
@@ -86,13 +127,15 @@ def run_sft(model_dir: str | Path, out_dir: str | Path, *, policy: str = "comply
             batch_size: int = 4, grad_accum: int = 1, max_length: int = 4096,
             warmup: float = 0.05, seed: int = 0,
             scenario_paths: Sequence[str | Path] | None = None, limit: int | None = None,
-            progress: bool = True) -> Path:
+            refusal_share: float = 0.0, progress: bool = True) -> Path:
     """Fine-tune the model in ``model_dir`` on ``policy``'s trajectories; save to ``out_dir``.
 
     ``max_steps > 0`` overrides ``epochs`` (the default, 120 steps of 4 episodes, teaches the
     tiny model the format). ``limit`` caps the number of episodes (for quick
-    runs). Runs on CPU in float32 (bf16/fp16 off). Writes the model, the tokenizer and
-    ``mosaic_sft.json`` (data size, steps, losses, time) into ``out_dir``.
+    runs). ``refusal_share`` ends that share of the episodes, drawn blind to the scenario,
+    in a refusal (:func:`with_random_refusals`). Runs on CPU in float32 (bf16/fp16 off).
+    Writes the model, the tokenizer and ``mosaic_sft.json`` (data size, steps, losses,
+    time) into ``out_dir``.
     """
     import torch
     from datasets import Dataset
@@ -105,7 +148,10 @@ def run_sft(model_dir: str | Path, out_dir: str | Path, *, policy: str = "comply
                                 "with `mosaic tiny --out DIR`")
     records = teacher_records(policy, split=split, seeds=seeds, attack=attack,
                               scenario_paths=scenario_paths, progress=progress)
-    rows = sft_rows(records[:limit] if limit is not None else records)
+    records = records[:limit] if limit is not None else records
+    if refusal_share:
+        records = with_random_refusals(records, refusal_share, seed=seed)
+    rows = sft_rows(records)
     if not rows:
         raise ValueError("no trajectories to train on (empty split or limit 0)")
     dataset = Dataset.from_list(rows)
@@ -118,7 +164,9 @@ def run_sft(model_dir: str | Path, out_dir: str | Path, *, policy: str = "comply
         max_length=max_length, assistant_only_loss=True, packing=False,
         activation_checkpointing=False, bf16=False, fp16=False, use_cpu=True,
         save_strategy="no", report_to="none", logging_steps=5, seed=seed, data_seed=seed,
-        disable_tqdm=not progress, dataloader_num_workers=0, dataset_num_proc=None)
+        disable_tqdm=not progress, dataloader_num_workers=0, dataset_num_proc=None,
+        # batches of similar lengths: less padding, the same data (about 15 % faster here)
+        train_sampling_strategy="group_by_length")
     trainer = SFTTrainer(model=model, args=config, train_dataset=dataset,
                          processing_class=tokenizer)
     start = time.perf_counter()
@@ -129,7 +177,9 @@ def run_sft(model_dir: str | Path, out_dir: str | Path, *, policy: str = "comply
     tokenizer.save_pretrained(out)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     info = {"kind": "mosaic-sft", "base": str(model_dir), "teacher": policy, "split": split,
-            "attack": attack, "episodes": len(rows), "steps": trainer.state.global_step,
+            "attack": attack, "episodes": len(rows), "refusal_share": refusal_share,
+            "refusals_mixed_in": sum(1 for r in records if r.get("hesitant_refusal")),
+            "steps": trainer.state.global_step,
             "epochs": trainer.state.epoch, "train_loss": result.training_loss,
             "first_logged_loss": losses[0] if losses else None,
             "last_logged_loss": losses[-1] if losses else None,

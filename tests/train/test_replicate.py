@@ -45,6 +45,14 @@ def test_writes_the_table_for_every_method(run: tuple[Path, str]) -> None:
         assert metrics["episodes"] == QUICK.eval_limit
         assert (out / method / "config.json").is_file()
     assert document["seeds"]["model_init"] == 0 and document["evaluation"]["split"] == "ood"
+    # one table per evaluated split, the first being the headline
+    assert list(document["tables"]) == list(QUICK.eval_splits)
+    assert document["tables"]["ood"] == document["table"]
+    assert document["metrics_by_split"]["ood"] == document["metrics"]
+    # the SFT stage mixed scenario-blind refusals into comply's trajectories, as planned
+    sft = document["stages"]["sft"]
+    assert sft["refusal_share"] == QUICK.sft_refusal_share > 0
+    assert 0 < sft["refusals_mixed_in"] < sft["episodes"]
     assert (out / "replication.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "harm rate" in printed and "GRPO pairwise" in printed
 

@@ -16,6 +16,7 @@ from mosaic_gym.train.sft import (  # noqa: E402
     run_sft,
     sft_rows,
     teacher_records,
+    with_random_refusals,
 )
 from mosaic_gym.train.tiny import IM_END, build_tiny  # noqa: E402
 
@@ -108,3 +109,30 @@ def test_format_error_rate_counts_invalid_turns() -> None:
     stats = format_error_rate(records)
     assert stats == {"episodes": 2, "turns": 4, "format_errors": 2, "format_error_rate": 0.5}
     assert format_error_rate([])["format_error_rate"] == 0.0
+
+
+def test_random_refusals_are_blind_to_the_scenario_and_parse(records: list[dict]) -> None:
+    from mosaic_gym.agent.format import parse_action
+
+    many = records * 50
+    mixed = with_random_refusals(many, 0.3, seed=1)
+    assert len(mixed) == len(many)
+    cut = [(before, after) for before, after in zip(many, mixed, strict=True)
+           if after.get("hesitant_refusal")]
+    assert 0.2 < len(cut) / len(many) < 0.4  # about the share asked for
+    # both scenarios get refusals: the draw does not look at the category
+    assert {after["scenario_id"] for _, after in cut} == {r["scenario_id"] for r in records}
+    for before, after in cut:
+        last = after["messages"][-1]
+        assert last["role"] == "assistant"
+        parsed = parse_action(last["content"])
+        assert parsed.kind == "refusal" and parsed.format_score == 2
+        assert after["messages"][:-1] == before["messages"][:len(after["messages"]) - 1]
+    # the originals are untouched, the others copied as they were
+    assert all(not r.get("hesitant_refusal") for r in many)
+    assert [m for m in mixed if not m.get("hesitant_refusal")] == \
+        [b for b, a in zip(many, mixed, strict=True) if not a.get("hesitant_refusal")]
+    assert with_random_refusals(many, 0.3, seed=1) == mixed  # seeded
+    assert not any(r.get("hesitant_refusal") for r in with_random_refusals(many, 0.0))
+    with pytest.raises(ValueError, match="within"):
+        with_random_refusals(many, 1.5)

@@ -110,6 +110,25 @@ def test_episode_rows_carry_their_identity_through_arrow() -> None:
         episode_of([{"role": "system", "content": "x"}])
 
 
+def test_stratified_rows_cover_every_category() -> None:
+    # SUBSET: 1 harmful variant family, 1 injection scenario played under every attack, 1
+    # benign: a plain random draw of 3 is mostly injection episodes, a stratified one is not
+    plain = [episode_rows(split="all", seeds=[0], limit=3, seed=s, scenario_paths=SUBSET)
+             for s in range(20)]
+    stratified = [episode_rows(split="all", seeds=[0], limit=3, seed=s, scenario_paths=SUBSET,
+                               stratify=True) for s in range(20)]
+    categories = {"email.harass": "harmful", "email.summarise": "injection",
+                  "email.reply": "benign"}
+
+    def kinds(rows: list[dict[str, Any]]) -> set[str]:
+        return {next(c for p, c in categories.items() if r["scenario_id"].startswith(p))
+                for r in rows}
+
+    assert all(kinds(rows) == {"harmful", "injection", "benign"} for rows in stratified)
+    assert sum(kinds(rows) == {"harmful", "injection", "benign"} for rows in plain) < 20
+    assert len({json.dumps(r) for r in stratified}) > 1  # the seed still picks the episodes
+
+
 # -- the GRPO rollout ------------------------------------------------------------------------
 
 torch = pytest.importorskip("torch")
