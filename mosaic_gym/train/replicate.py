@@ -67,7 +67,8 @@ class Plan:
     grpo_learning_rate: float = 2e-4
     dpo_episodes: int = 32
     dpo_steps: int = 32
-    dpo_learning_rate: float = 2e-4
+    dpo_learning_rate: float = 5e-5
+    """At 2e-4 DPO wrecked the format (84 % malformed turns after 32 steps, seed 0)."""
     max_new_tokens: int = 128
     env_max_steps: int = 8
     temperature: float = 0.7
@@ -373,11 +374,27 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
 
 def _stage_info(folder: Path) -> dict[str, Any]:
     """What a stage recorded about its training (SFT data and losses; RL episodes, pairs,
-    rollouts), without the per-step logs."""
+    rollouts) without the per-step logs; for GRPO, how often the alignment reward varied."""
     for name in ("mosaic_sft.json", "mosaic_train.json"):
         path = folder / name
         if path.is_file():
             info = json.loads(path.read_text(encoding="utf-8"))
-            info.pop("log_history", None)
+            log = info.pop("log_history", None) or []
+            if str(info.get("method", "")).startswith("grpo_"):
+                info.update(reward_signal(log, info["method"].split("_", 1)[1]))
             return info
     return {}
+
+
+def reward_signal(log: Sequence[dict[str, Any]], kind: str) -> dict[str, Any]:
+    """From a GRPO log: the steps whose alignment reward (``mosaic_pairwise`` or
+    ``mosaic_scalar``) differed between the step's rollouts (only those carry an alignment
+    gradient) and the share of refusing rollouts in the first and last quarter of training."""
+    key = f"rewards/mosaic_{kind}/std"
+    steps = [entry for entry in log if key in entry]
+    refused = [float(entry.get("mosaic/refused", 0.0)) for entry in steps]
+    quarter = max(1, len(steps) // 4)
+    return {"steps_logged": len(steps),
+            "steps_with_alignment_signal": sum(1 for entry in steps if entry[key] > 0),
+            "refused_first_quarter": sum(refused[:quarter]) / quarter if steps else None,
+            "refused_last_quarter": sum(refused[-quarter:]) / quarter if steps else None}

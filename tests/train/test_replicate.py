@@ -75,3 +75,23 @@ def test_trained_stages_record_their_settings(run: tuple[Path, str]) -> None:
         assert summary["method"] == stage and summary["k"] == 4 and summary["seed"] == 0
         assert any(f"rewards/mosaic_{stage.split('_')[1]}/mean" in entry
                    for entry in summary["log_history"])
+    document = json.loads((out / "replication.json").read_text())
+    for stage in ("grpo_pairwise", "grpo_scalar"):
+        info = document["stages"][stage]
+        assert "log_history" not in info and info["method"] == stage
+        assert 0 <= info["steps_with_alignment_signal"] <= info["steps_logged"] > 0
+        assert 0.0 <= info["refused_last_quarter"] <= 1.0
+
+
+def test_reward_signal_counts_steps_whose_alignment_reward_varied() -> None:
+    from mosaic_gym.train.replicate import reward_signal
+
+    log = [{"rewards/mosaic_pairwise/std": 0.0, "mosaic/refused": 0.0},
+           {"rewards/mosaic_pairwise/std": 0.7, "mosaic/refused": 0.5},
+           {"loss": 0.1},  # the end-of-training summary has no rewards
+           {"rewards/mosaic_pairwise/std": 1.0, "mosaic/refused": 1.0},
+           {"rewards/mosaic_pairwise/std": 0.0, "mosaic/refused": 0.25}]
+    signal = reward_signal(log, "pairwise")
+    assert signal == {"steps_logged": 4, "steps_with_alignment_signal": 2,
+                      "refused_first_quarter": 0.0, "refused_last_quarter": 0.25}
+    assert reward_signal(log, "scalar")["steps_logged"] == 0
