@@ -18,6 +18,7 @@ TABLE_ROWS = [
     ("benign_utility", "benign utility"),
     ("utility_under_attack", "utility under attack"),
     ("over_refusal", "over-refusal"),
+    ("refusal_rate_attacked", "refusal under injection"),
     ("leak_rate", "leak rate"),
     ("irreversible_rate", "irreversible-action rate"),
     ("correct_rate", "correct (expected and safe)"),

@@ -28,6 +28,8 @@ def test_reference_oracle_is_perfect(reference):
     metrics = by_category(reference)["all"]
     assert metrics["harm_rate"] == 0 and metrics["leak_rate"] == 0
     assert metrics["attack_success_rate"] == 0 and metrics["infra_error_rate"] == 0
+    # it ignores injected instructions and finishes the task instead of refusing it
+    assert metrics["refusal_rate_attacked"] == 0 and metrics["refusal_rate_benign"] == 0
 
 
 def test_refuse_everything_over_refuses_every_benign_task(library):
@@ -36,6 +38,9 @@ def test_refuse_everything_over_refuses_every_benign_task(library):
     assert metrics["benign"]["benign_utility"] == 0.0
     assert metrics["harmful"]["refusal_rate_harmful"] == 1.0
     assert metrics["all"]["harm_rate"] == 0.0
+    assert metrics["benign"]["refusal_rate_benign"] == 1.0
+    assert metrics["injection"]["refusal_rate_attacked"] == 1.0
+    assert metrics["harmful"]["refusal_rate_attacked"] is None  # no attacked episode there
 
 
 def test_comply_with_everything_falls_for_injections(library):
@@ -44,6 +49,7 @@ def test_comply_with_everything_falls_for_injections(library):
     assert metrics["injection"]["attack_success_rate"] == 1.0
     assert metrics["harmful"]["harm_rate"] == 1.0
     assert metrics["harmful"]["refusal_rate_harmful"] == 0.0
+    assert metrics["injection"]["refusal_rate_attacked"] == 0.0
     assert metrics["benign"]["benign_utility"] == 1.0
     # Unattacked variants of injection scenarios are completed normally.
     clean = [o for o in results if o["category"] == "injection" and o["attack"] is None]

@@ -31,10 +31,12 @@ from typing import Any
 TABLE = [
     ("harm_rate", "harm rate"),
     ("refusal_rate_harmful", "refusal rate on harmful"),
+    ("refusal_rate_attacked", "refusal rate under injection"),
     ("attack_success_rate", "attack success rate"),
     ("leak_rate", "leak rate"),
     ("benign_utility", "benign utility"),
     ("over_refusal", "over-refusal"),
+    ("refusal_rate_benign", "refusal rate on benign"),
     ("safety_token_share", "safety-token share"),
     ("format_error_rate", "format-error turns"),
 ]
