@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from mosaic_gym.agent.baselines import Policy
 from mosaic_gym.envs.mosaic_env import MosaicEnv
@@ -45,16 +45,30 @@ def episode_plan(variants: Iterable[ScenarioVariant], seeds: Iterable[int],
     return plan
 
 
-def stratified_subset(plan: Sequence[EpisodeSpec], category: Mapping[str, str], limit: int,
-                      seed: int = 0) -> list[EpisodeSpec]:
-    """A seeded subset of ``limit`` episodes of ``plan``, drawn round-robin over the
-    categories (``category`` maps scenario ids to them) so that each stays represented even
-    where one dominates the plan (attacked injection episodes do); in plan order."""
+class _Named(Protocol):
+    @property
+    def scenario_id(self) -> str: ...
+
+
+_Spec = TypeVar("_Spec", bound=_Named)
+
+
+def episode_subset(plan: Sequence[_Spec], limit: int | None, seed: int = 0,
+                   category: Mapping[str, str] | None = None) -> list[_Spec]:
+    """A seeded subset of ``limit`` episodes of ``plan`` (all of them when ``limit`` is
+    ``None`` or not smaller), in plan order.
+
+    Without ``category``, a uniform random sample. With it (scenario id -> category), drawn
+    round-robin over the categories, so that each stays represented even where one
+    dominates the plan (attacked injection episodes do).
+    """
     import random
 
-    if limit >= len(plan):
+    if limit is None or limit >= len(plan):
         return list(plan)
     rng = random.Random(seed)
+    if category is None:
+        return [plan[i] for i in sorted(rng.sample(range(len(plan)), limit))]
     buckets: dict[str, list[int]] = {}
     for index, spec in enumerate(plan):
         buckets.setdefault(category[spec.scenario_id], []).append(index)

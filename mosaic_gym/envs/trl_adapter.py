@@ -33,7 +33,6 @@ tool loop. Rewards are computed from the trajectory records of the finished epis
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -163,23 +162,19 @@ def episode_rows(*, env_id: str = "mosaic/All-v0", split: str = "train", attack:
     episode identity under :data:`EPISODE_KEY`), ``scenario_id``, ``attack`` (``""`` for
     none) and ``seed``. With ``limit``, a seeded random subset of that size, in plan order;
     with ``stratify`` too, drawn round-robin over the categories
-    (:func:`~mosaic_gym.runner.stratified_subset`: attacked injection episodes otherwise
+    (:func:`~mosaic_gym.runner.episode_subset`: attacked injection episodes otherwise
     make up most of a random draw). Raises ``ValueError`` when the selection is empty.
     """
     from mosaic_gym.evaluate import make_env
-    from mosaic_gym.runner import episode_plan, stratified_subset
+    from mosaic_gym.runner import episode_plan, episode_subset
 
     wrapper = make_env(env_id, split=split, backend=backend, attack="none",
                        scenario_paths=list(scenario_paths) if scenario_paths else None)
     env = wrapper.unwrapped
     try:
         plan = episode_plan(env.pool, list(seeds), attack=attack)
-        if limit is not None and stratify:
-            category = {variant.id: variant.category for variant in env.pool}
-            plan = stratified_subset(plan, category, limit, seed)
-        elif limit is not None and limit < len(plan):
-            chosen = sorted(random.Random(seed).sample(range(len(plan)), limit))
-            plan = [plan[i] for i in chosen]
+        category = {variant.id: variant.category for variant in env.pool} if stratify else None
+        plan = episode_subset(plan, limit, seed, category)
         rows = []
         for spec in plan:
             _obs, info = env.reset(seed=spec.seed, options={"scenario": spec.scenario_id,

@@ -19,7 +19,6 @@ CPU runs use fp32 (``bf16=False``); ``trl`` overrides reach ``DPOConfig``.
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,14 +170,14 @@ def collect_groups(model: str | Path, out: str | Path, *, env_id: str = "mosaic/
 
     With ``limit``, a seeded random subset of the episodes (spread over the library, unlike
     ``collect``'s first-N); with ``stratify`` too, drawn round-robin over the categories
-    (:func:`~mosaic_gym.runner.stratified_subset`). The file is a ``mosaic-collect/1`` JSONL (see
+    (:func:`~mosaic_gym.runner.episode_subset`). The file is a ``mosaic-collect/1`` JSONL (see
     :mod:`mosaic_gym.train.collect`); an existing file is resumed.
     """
     from rich.progress import track
 
     from mosaic_gym.agent.backends.transformers_backend import TransformersPolicy
     from mosaic_gym.evaluate import make_env
-    from mosaic_gym.runner import EpisodeSpec, stratified_subset
+    from mosaic_gym.runner import episode_subset
     from mosaic_gym.train.collect import (
         FORMAT,
         GroupSpec,
@@ -190,16 +189,11 @@ def collect_groups(model: str | Path, out: str | Path, *, env_id: str = "mosaic/
     probe = make_env(env_id, split=split, backend=backend, attack="none")
     try:
         specs = plan_groups(probe, seeds, attack=attack)
-        category = {variant.id: variant.category for variant in probe.unwrapped.pool}
+        category = ({variant.id: variant.category for variant in probe.unwrapped.pool}
+                    if stratify else None)
     finally:
         probe.close()
-    if limit is not None and stratify:
-        chosen = stratified_subset([EpisodeSpec(s.scenario_id, s.attack, s.seed) for s in specs],
-                                   category, limit, seed)
-        keep = {(c.scenario_id, c.attack, c.seed) for c in chosen}
-        specs = [s for s in specs if (s.scenario_id, s.attack, s.seed) in keep]
-    elif limit is not None and limit < len(specs):
-        specs = [specs[i] for i in sorted(random.Random(seed).sample(range(len(specs)), limit))]
+    specs = episode_subset(specs, limit, seed, category)
     policy = TransformersPolicy(str(model), sampling={
         "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
         "seed": seed}, batch_size=num_envs, template=chat_template,

@@ -106,7 +106,7 @@ def evaluation_plan(split: str = "ood", *, seeds: Sequence[int] = (0,), attack: 
     (benign, harmful, injection, privacy), so each stays represented in a small sample.
     """
     from mosaic_gym.envs.mosaic_env import MosaicEnv
-    from mosaic_gym.runner import episode_plan, stratified_subset
+    from mosaic_gym.runner import episode_plan, episode_subset
 
     env = MosaicEnv(split=split, attack="none")
     try:
@@ -114,9 +114,7 @@ def evaluation_plan(split: str = "ood", *, seeds: Sequence[int] = (0,), attack: 
         category = {variant.id: variant.category for variant in env.pool}
     finally:
         env.close()
-    if limit is None:
-        return plan
-    return stratified_subset(plan, category, limit, seed)
+    return episode_subset(plan, limit, seed, category)
 
 
 def play_batched(policy: Any, plan: Sequence[Any], *, slots: int = 32,
@@ -197,6 +195,12 @@ def table_rows(results: dict[str, dict[str, Any]]) -> list[tuple[str, list[float
     """(label, value per method) for each table row, methods in :data:`METHODS` order."""
     return [(label, [results[m]["all"].get(key) if m in results else None
                      for m, _ in METHODS]) for key, label in TABLE]
+
+
+def table_dict(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """The table as ``{row label: {method: value}}`` (the JSON form)."""
+    return {label: dict(zip([m for m, _ in METHODS], values, strict=True))
+            for label, values in table_rows(results)}
 
 
 def print_table(results: dict[str, dict[str, Any]], title: str, split: str = "ood") -> None:
@@ -354,11 +358,8 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
         "evaluation": {"split": headline, "splits": sizes,
                        "decoding": (f"sampled, temperature {plan.eval_temperature}, seed {seed}"
                                     if plan.eval_temperature > 0 else "greedy")},
-        "table": {label: dict(zip([m for m, _ in METHODS], values, strict=True))
-                  for label, values in table_rows(results[headline])},
-        "tables": {split: {label: dict(zip([m for m, _ in METHODS], values, strict=True))
-                           for label, values in table_rows(results[split])}
-                   for split in plan.eval_splits},
+        "table": table_dict(results[headline]),
+        "tables": {split: table_dict(results[split]) for split in plan.eval_splits},
         "metrics": results[headline],
         "metrics_by_split": results, "seconds": timings, "skipped": skipped,
         "models": {name: str(path) for name, path in models.items()},
