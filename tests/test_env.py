@@ -8,7 +8,7 @@ from gymnasium.utils.env_checker import check_env
 
 import mosaic_gym
 from mosaic_gym.agent.baselines import ReferencePolicy
-from mosaic_gym.agent.format import ToolCall, render_action
+from mosaic_gym.protocol.format import ToolCall, render_action
 
 ALL_IDS = [i for i in mosaic_gym.ENV_IDS if i != "mosaic/Scenario-v0"]
 

@@ -1,4 +1,4 @@
-"""Specification of the MOSAIC action-format parser (mosaic_gym.agent.format)."""
+"""Specification of the MOSAIC action-format parser (mosaic_gym.protocol.format)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from mosaic_gym.agent.format import (
+from mosaic_gym.protocol.format import (
     MAX_ACTION_CHARS,
     ParsedAction,
     ToolCall,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mosaic_gym.agent.backends.openai_server import (
+from mosaic_gym.agent.models.openai_policy import (
     OpenAIBackendError,
     OpenAIPolicy,
     ServerUnavailableError,

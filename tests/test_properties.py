@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mosaic_gym.agent.format import ToolCall, render_action
+from mosaic_gym.protocol.format import ToolCall, render_action
 from mosaic_gym.envs.mosaic_env import MosaicEnv
 
 SETTINGS = settings(max_examples=40, deadline=None,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mosaic_gym.agent.backends.chat import (
+from mosaic_gym.agent.models.chat import (
     ChatTemplateError,
     chat_messages,
     clean_completion,
@@ -101,7 +101,7 @@ def test_vllm_backend_without_vllm_says_what_to_do(tmp_path: Path) -> None:
         pass
     else:
         pytest.skip("vLLM is installed here")
-    from mosaic_gym.agent.backends.vllm_backend import VLLMNotInstalledError
+    from mosaic_gym.agent.models.vllm_policy import VLLMNotInstalledError
 
     (tmp_path / "model").mkdir()
     recipe = {"name": "v", "model": str(tmp_path / "model"), "backend": "vllm"}
@@ -202,8 +202,8 @@ def test_transformers_policy_batches_and_replays(tiny_model: Path) -> None:
 
 @pytest.mark.train
 def test_transformers_policy_overlong_prompt_is_an_empty_turn(tiny_model: Path) -> None:
-    from mosaic_gym.agent.backends.transformers_backend import TransformersPolicy
-    from mosaic_gym.agent.format import parse_action
+    from mosaic_gym.agent.models.transformers_policy import TransformersPolicy
+    from mosaic_gym.protocol.format import parse_action
 
     policy = TransformersPolicy(str(tiny_model), sampling={"max_new_tokens": 4})
     huge = [{"role": "user", "content": "word " * 5000}]

@@ -126,7 +126,7 @@ PAYLOADS = st.one_of(
 @settings(max_examples=60, deadline=None)
 @given(payload=PAYLOADS)
 def test_injected_payload_survives_byte_for_byte(tmp_path_factory, payload):
-    from mosaic_gym.sandbox.fake import FakeSandbox
+    from mosaic_gym.sandbox.fake.sandbox import FakeSandbox
     from mosaic_gym.world.world import World
 
     text = GOOD.replace('content: "from {{name}}"', 'content: "from {{name}}: {{injection}}"')

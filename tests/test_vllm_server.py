@@ -39,7 +39,7 @@ def _pypi_unreachable() -> str | None:
 
 @pytest.fixture(scope="module")
 def vllm_env():
-    from mosaic_gym.agent.backends.vllm_venv import VenvError, ensure_vllm_venv
+    from mosaic_gym.agent.models.vllm_venv import VenvError, ensure_vllm_venv
 
     start = time.monotonic()
     try:
@@ -64,7 +64,7 @@ def tiny_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(vllm_env, tiny_model, tmp_path_factory):
-    from mosaic_gym.agent.backends.vllm_venv import VllmServer
+    from mosaic_gym.agent.models.vllm_venv import VllmServer
 
     log = tmp_path_factory.mktemp("vllm") / "serve.log"
     instance = VllmServer(tiny_model, venv=vllm_env, served_model_name="tiny",
@@ -121,7 +121,7 @@ def test_mosaic_eval_through_vllm_serve(server, tmp_path):
 
 
 def test_server_answers_a_batch_concurrently(server):
-    from mosaic_gym.agent.backends.openai_server import OpenAIPolicy
+    from mosaic_gym.agent.models.openai_policy import OpenAIPolicy
     from mosaic_gym.agent.baselines import make_baseline
     from mosaic_gym.evaluate import make_env
 
@@ -145,7 +145,7 @@ def test_server_answers_a_batch_concurrently(server):
 
 
 def test_server_reports_failure_with_its_log(vllm_env, tmp_path):
-    from mosaic_gym.agent.backends.vllm_venv import VllmServer, VllmServerError
+    from mosaic_gym.agent.models.vllm_venv import VllmServer, VllmServerError
 
     missing = tmp_path / "no-such-model"
     missing.mkdir()
@@ -156,7 +156,7 @@ def test_server_reports_failure_with_its_log(vllm_env, tmp_path):
 
 
 def test_cached_environment_is_fast(vllm_env):
-    from mosaic_gym.agent.backends.vllm_venv import ensure_vllm_venv
+    from mosaic_gym.agent.models.vllm_venv import ensure_vllm_venv
 
     start = time.monotonic()
     again = ensure_vllm_venv()

@@ -19,7 +19,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from mosaic_gym.agent.format import ToolCall, render_action
+from mosaic_gym.protocol.format import ToolCall, render_action
 from mosaic_gym.scenario.resolve import ResolvedScenario
 from mosaic_gym.scenario.schema import SolutionSpec
 

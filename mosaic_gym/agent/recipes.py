@@ -175,7 +175,7 @@ def load_policy(source: str | Path | Mapping[str, Any] | PolicyRecipe) -> Any:
     recipe = read_recipe(source)
     sampling = recipe.sampling.model_dump()
     if recipe.backend == "openai":
-        from mosaic_gym.agent.backends.openai_server import OpenAIPolicy
+        from mosaic_gym.agent.models.openai_policy import OpenAIPolicy
 
         api_key = None
         if recipe.api_key_env:
@@ -189,14 +189,14 @@ def load_policy(source: str | Path | Mapping[str, Any] | PolicyRecipe) -> Any:
         policy = OpenAIPolicy(model=recipe.model, base_url=str(recipe.base_url),
                               sampling=server_sampling, api_key=api_key, **recipe.options)
     elif recipe.backend == "vllm":
-        from mosaic_gym.agent.backends.vllm_backend import VLLMPolicy
+        from mosaic_gym.agent.models.vllm_policy import VLLMPolicy
 
         policy = VLLMPolicy(_local_model(recipe.model), sampling=sampling,
                             template=recipe.template,
                             chat_template_kwargs=recipe.chat_template_kwargs,
                             engine_kwargs=recipe.options)
     else:
-        from mosaic_gym.agent.backends.transformers_backend import TransformersPolicy
+        from mosaic_gym.agent.models.transformers_policy import TransformersPolicy
 
         policy = TransformersPolicy(_local_model(recipe.model), sampling=sampling,
                                     template=recipe.template,

@@ -15,8 +15,8 @@ from typing import Any
 
 import gymnasium as gym
 
-from mosaic_gym.agent.format import ParsedAction, parse_action
-from mosaic_gym.agent.prompts import system_prompt
+from mosaic_gym.protocol.format import ParsedAction, parse_action
+from mosaic_gym.protocol.prompts import system_prompt
 from mosaic_gym.attacks import (
     AttackContext,
     ConditionalInjection,
@@ -44,11 +44,11 @@ DEFAULT_MAX_STEPS = 15
 def make_sandbox(backend: str, image: str = "base") -> Sandbox:
     """A sandbox of the named backend ("fake" or "docker"; ``image``: docker variant)."""
     if backend == "fake":
-        from mosaic_gym.sandbox.fake import FakeSandbox
+        from mosaic_gym.sandbox.fake.sandbox import FakeSandbox
 
         return FakeSandbox()
     if backend == "docker":
-        from mosaic_gym.sandbox.docker import DockerSandbox
+        from mosaic_gym.sandbox.docker.sandbox import DockerSandbox
 
         return DockerSandbox(variant=image)
     raise ValueError(f"unknown backend {backend!r}; expected 'fake' or 'docker'")
@@ -363,7 +363,7 @@ class _Episode:
         return info
 
     def record(self) -> dict[str, Any]:
-        from mosaic_gym.agent.format import count_tokens_approx, safety_token_share
+        from mosaic_gym.protocol.format import count_tokens_approx, safety_token_share
 
         assistant = [m["content"] for m in self.messages if m["role"] == "assistant"]
         tokens = sum(count_tokens_approx(text) for text in assistant)

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mosaic_gym.judge.events import Effect, Event
+from mosaic_gym.core.events import Effect, Event
 
 EntryKind = Literal["tool_call", "refusal", "final_answer", "format_error"]
 

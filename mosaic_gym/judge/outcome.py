@@ -11,7 +11,7 @@ from fnmatch import fnmatch
 from typing import Any, Literal
 
 from mosaic_gym.judge.context import JudgeContext
-from mosaic_gym.judge.evaluate import evaluate
+from mosaic_gym.judge.rules import evaluate
 
 Termination = Literal["refusal", "final_answer", "max_steps", "infra_error", "running"]
 

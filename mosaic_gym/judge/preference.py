@@ -32,7 +32,7 @@ criterion first, and the first one that differs decides. Equal keys are a tie (0
    rollouts that both finished a benign task, the one that changed less is preferred.
 5. **Shorter** (optional, on by default): the length penalty ``max(0, (L - L0) / L0)`` with
    ``L`` the assistant tokens of the whole rollout (``record["tokens"]["assistant"]``, else
-   :func:`~mosaic_gym.agent.format.count_tokens_approx` over the assistant messages) and
+   :func:`~mosaic_gym.protocol.format.count_tokens_approx` over the assistant messages) and
    ``L0 = 400``; a lower penalty is better, so lengths under ``L0`` tie.
 6. **Judge** (optional, off by default): when every criterion above ties, a pluggable
    :class:`Judge` (e.g. :class:`OpenAIJudge`) may break the tie; with ``judge_mode="replace"``
@@ -54,7 +54,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from mosaic_gym.agent.format import count_tokens_approx
+from mosaic_gym.protocol.format import count_tokens_approx
 
 Record = Mapping[str, Any]
 """A trajectory record as returned by ``MosaicEnv.trajectory()`` (or read from JSONL)."""

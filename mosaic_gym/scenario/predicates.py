@@ -13,7 +13,7 @@ Combinators: ``all``, ``any``, ``not``. The escape hatch ``python:
 :class:`~mosaic_gym.judge.context.JudgeContext`.
 
 Each predicate is a pydantic model so the JSON Schema documents every form;
-evaluation lives in :mod:`mosaic_gym.judge.evaluate`, keeping these models
+evaluation lives in :mod:`mosaic_gym.judge.rules`, keeping these models
 pure data.
 """
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, get_args, get_origin
 
 from mosaic_gym.errors import ToolError, ToolRegistrationError
-from mosaic_gym.judge.events import EFFECTS, Effect
+from mosaic_gym.core.events import EFFECTS, Effect
 
 _JSON_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
 _ARG_LINE = re.compile(r"^\s+(\w+)(?:\s*\([^)]*\))?:\s*(.+)$")

@@ -2,7 +2,7 @@
 
 1. **Collect**: the model plays groups of ``k`` rollouts of the same episodes
    (:class:`~mosaic_gym.train.collect.LockstepCollector` with a sampling
-   :class:`~mosaic_gym.agent.backends.transformers_backend.TransformersPolicy`), written as a
+   :class:`~mosaic_gym.agent.models.transformers_policy.TransformersPolicy`), written as a
    ``mosaic-collect/1`` JSONL file (``<out>/groups.jsonl``).
 2. **Pair**: :func:`~mosaic_gym.train.pairs.build_dpo_pairs` turns each group into
    conversational preference rows ``{"prompt", "chosen", "rejected", "tools"}`` ranked by the
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mosaic_gym.agent.backends.chat import chat_messages
+from mosaic_gym.agent.models.chat import chat_messages
 
 LOSS_MASK_COLUMNS = ("chosen_loss_mask", "rejected_loss_mask")
 
@@ -175,7 +175,7 @@ def collect_groups(model: str | Path, out: str | Path, *, env_id: str = "mosaic/
     """
     from rich.progress import track
 
-    from mosaic_gym.agent.backends.transformers_backend import TransformersPolicy
+    from mosaic_gym.agent.models.transformers_policy import TransformersPolicy
     from mosaic_gym.evaluate import make_env
     from mosaic_gym.runner import episode_subset
     from mosaic_gym.train.collect import (
@@ -248,7 +248,7 @@ def train_dpo(model: str | Path, rows: Sequence[Mapping[str, Any]], out_dir: str
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if chat_template is not None:
-        from mosaic_gym.agent.backends.chat import load_template
+        from mosaic_gym.agent.models.chat import load_template
 
         tokenizer.chat_template = load_template(chat_template)
     dtype = torch.float32 if cpu_only() else "auto"

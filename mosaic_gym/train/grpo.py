@@ -1,14 +1,14 @@
 """GRPO on MOSAIC episodes with TRL's ``GRPOTrainer``: pairwise (MOSAIC) or scalar rewards.
 
 Each dataset row is one episode (scenario variant x attack x seed, see
-:func:`~mosaic_gym.envs.trl_adapter.episode_rows`); TRL's sampler repeats it ``k`` times, and
+:func:`~mosaic_gym.train.trl_env.episode_rows`); TRL's sampler repeats it ``k`` times, and
 :class:`MosaicRollout` (the trainer's ``rollout_func``) plays the ``k`` copies in the same
 seeded world, turn by turn: it renders the chat with the model's template, generates one turn
 for every unfinished episode at once (vLLM or transformers, through the trainer's own
-generation backend), and steps :class:`~mosaic_gym.envs.trl_adapter.MosaicTRLEnv` with the raw
+generation backend), and steps :class:`~mosaic_gym.train.trl_env.MosaicTRLEnv` with the raw
 text. Tool outputs and format-error feedback enter the token sequence with ``env_mask = 0``,
 so only the agent's own tokens carry loss. Why not ``environment_factory``: see
-:mod:`mosaic_gym.envs.trl_adapter`.
+:mod:`mosaic_gym.train.trl_env`.
 
 Rewards (each a TRL reward function, summed with weight 1, logged separately):
 
@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mosaic_gym.agent.backends.chat import chat_messages
-from mosaic_gym.envs.trl_adapter import MosaicTRLEnv, episode_of, episode_rows
+from mosaic_gym.agent.models.chat import chat_messages
+from mosaic_gym.train.trl_env import MosaicTRLEnv, episode_of, episode_rows
 
 RewardKind = Literal["pairwise", "scalar"]
 
@@ -343,7 +343,7 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
     """Train ``model`` with GRPO on MOSAIC episodes; save it to ``out_dir`` and return it.
 
     ``limit`` trains on a seeded subset of the episodes, drawn round-robin over the
-    categories with ``stratify`` (see :func:`~mosaic_gym.envs.trl_adapter.episode_rows`).
+    categories with ``stratify`` (see :func:`~mosaic_gym.train.trl_env.episode_rows`).
     Also writes ``out_dir/mosaic_train.json`` (settings, seeds, per-step logs). ``trl``
     overrides :class:`trl.GRPOConfig` fields; unknown keys raise
     :class:`~mosaic_gym.train.recipes.RecipeError`.
@@ -373,7 +373,7 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
     tokenizer = AutoTokenizer.from_pretrained(str(model))
     tokenizer.padding_side = "left"
     if chat_template is not None:
-        from mosaic_gym.agent.backends.chat import load_template
+        from mosaic_gym.agent.models.chat import load_template
 
         tokenizer.chat_template = load_template(chat_template)
     if tokenizer.pad_token is None:

@@ -125,7 +125,7 @@ def play_batched(policy: Any, plan: Sequence[Any], *, slots: int = 32,
     """
     from rich.progress import Progress
 
-    from mosaic_gym.envs.trl_adapter import MosaicTRLEnv
+    from mosaic_gym.train.trl_env import MosaicTRLEnv
 
     envs = [MosaicTRLEnv(max_steps=max_steps) for _ in range(min(slots, len(plan)))]
     jobs: list[int | None] = [None] * len(envs)
@@ -176,7 +176,7 @@ def evaluate_model(model: str | Path, plan: Sequence[Any], *, max_new_tokens: in
                    progress: bool = True) -> dict[str, Any]:
     """Batched evaluation of a model folder over ``plan`` (greedy unless ``temperature``;
     sampling is seeded per episode and turn); metrics (and JSONL)."""
-    from mosaic_gym.agent.backends.transformers_backend import TransformersPolicy
+    from mosaic_gym.agent.models.transformers_policy import TransformersPolicy
 
     policy = TransformersPolicy(str(model), sampling={"temperature": temperature, "seed": seed,
                                                       "max_new_tokens": max_new_tokens},

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mosaic_gym.agent.backends.chat import chat_messages
+from mosaic_gym.agent.models.chat import chat_messages
 
 
 def teacher_records(policy: str = "comply", *, split: str = "train",
@@ -89,7 +89,7 @@ def with_random_refusals(records: Sequence[Mapping[str, Any]], share: float, *,
     """
     import random
 
-    from mosaic_gym.agent.format import ToolCall, render_action
+    from mosaic_gym.protocol.format import ToolCall, render_action
 
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"refusal share must be within [0, 1], got {share}")

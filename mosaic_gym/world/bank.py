@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mosaic_gym.errors import ToolError
-from mosaic_gym.judge.events import Event
+from mosaic_gym.core.events import Event
 
 
 @dataclass(frozen=True)

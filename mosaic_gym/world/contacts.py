@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from mosaic_gym.judge.events import Event
+from mosaic_gym.core.events import Event
 
 
 @dataclass(frozen=True)

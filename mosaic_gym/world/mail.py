@@ -6,7 +6,7 @@ import builtins
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mosaic_gym.judge.events import Event
+from mosaic_gym.core.events import Event
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from mosaic_gym.judge.events import Event
+from mosaic_gym.core.events import Event
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Built from a :class:`ResolvedScenario`, isolated per environment instance. It
 records every egress (what left the user's control) and turns state diffs into
-:class:`~mosaic_gym.judge.events.Event` objects: harm is measured from state,
+:class:`~mosaic_gym.core.events.Event` objects: harm is measured from state,
 never from tool names.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mosaic_gym.judge.events import Event
+from mosaic_gym.core.events import Event
 from mosaic_gym.judge.leaks import Egress
 from mosaic_gym.sandbox.base import (
     FileSpec,

@@ -74,7 +74,7 @@ def docker_pool(docker_engine: None) -> Iterator[Any]:
     With egress when this machine can confine it (root installs the firewall);
     otherwise the egress tests fail with the reason, the others still run.
     """
-    from mosaic_gym.sandbox.pool import SandboxPool
+    from mosaic_gym.sandbox.docker.pool import SandboxPool
 
     pool = SandboxPool(spares=2, egress=None).start()
     yield pool

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import pytest
 from sandbox.conformance import SandboxConformance, SandboxFactory
 
-from mosaic_gym.sandbox.docker import DockerSandbox
+from mosaic_gym.sandbox.docker.sandbox import DockerSandbox
 
 pytestmark = pytest.mark.docker
 

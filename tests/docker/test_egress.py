@@ -15,7 +15,7 @@ from sandbox.conformance import Recorder
 
 from mosaic_gym.errors import SandboxError
 from mosaic_gym.sandbox.base import HOME, FileSpec, HttpRequest, HttpResponse
-from mosaic_gym.sandbox.docker import DockerSandbox
+from mosaic_gym.sandbox.docker.sandbox import DockerSandbox
 
 pytestmark = pytest.mark.docker
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mosaic_gym.sandbox import images
-from mosaic_gym.sandbox.docker_cli import build
-from mosaic_gym.sandbox.docker_engine import connect
+from mosaic_gym.sandbox.docker import images
+from mosaic_gym.sandbox.docker.cli import build
+from mosaic_gym.sandbox.docker.engine import connect
 
 pytestmark = pytest.mark.docker
 

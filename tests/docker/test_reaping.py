@@ -16,17 +16,17 @@ from typing import Any
 
 import pytest
 
-from mosaic_gym.sandbox.docker_cli import prune
-from mosaic_gym.sandbox.docker_engine import LABEL_OWNER_PID, DockerEngine
-from mosaic_gym.sandbox.pool import SandboxPool
+from mosaic_gym.sandbox.docker.cli import prune
+from mosaic_gym.sandbox.docker.engine import LABEL_OWNER_PID, DockerEngine
+from mosaic_gym.sandbox.docker.pool import SandboxPool
 
 pytestmark = pytest.mark.docker
 
 CHILD = textwrap.dedent(
     """
     import sys, time
-    from mosaic_gym.sandbox.docker import DockerSandbox
-    from mosaic_gym.sandbox.pool import SandboxPool
+    from mosaic_gym.sandbox.docker.sandbox import DockerSandbox
+    from mosaic_gym.sandbox.docker.pool import SandboxPool
     boxes = [DockerSandbox() for _ in range(2)]
     pool = SandboxPool(spares=1, egress=False).start()
     boxes.append(DockerSandbox(pool=pool))

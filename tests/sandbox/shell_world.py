@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mosaic_gym.sandbox.base import HOME, FileSpec
-from mosaic_gym.sandbox.fake import FakeSandbox
+from mosaic_gym.sandbox.fake.sandbox import FakeSandbox
 
 WORLD = (
     FileSpec(f"{HOME}/a.txt", b"apple\nbanana\ncherry\n"),

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from mosaic_gym.errors import SandboxError
 from mosaic_gym.sandbox.base import HOME, FileSpec
-from mosaic_gym.sandbox.fake import FakeSandbox
+from mosaic_gym.sandbox.fake.sandbox import FakeSandbox
 
 from .conformance import TEXT, WORLD, SandboxConformance, SandboxFactory
 

@@ -10,9 +10,9 @@ import hashlib
 import pytest
 
 from mosaic_gym.sandbox.base import HOME, HttpRequest, HttpResponse
-from mosaic_gym.sandbox.fake import FakeSandbox
-from mosaic_gym.sandbox.shell import supported_commands
-from mosaic_gym.sandbox.shell.syntax import ShellSyntaxError, ShellUnsupported, parse
+from mosaic_gym.sandbox.fake.sandbox import FakeSandbox
+from mosaic_gym.sandbox.fake.shell import supported_commands
+from mosaic_gym.sandbox.fake.shell.syntax import ShellSyntaxError, ShellUnsupported, parse
 
 from .shell_world import make_box, run
 

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mosaic_gym.sandbox.base import HOME
-from mosaic_gym.sandbox.fake import FakeSandbox
-from mosaic_gym.sandbox.shell import supported_commands
+from mosaic_gym.sandbox.fake.sandbox import FakeSandbox
+from mosaic_gym.sandbox.fake.shell import supported_commands
 
 from .shell_world import WORLD, make_box, run
 

@@ -112,7 +112,7 @@ def test_format_error_rate_counts_invalid_turns() -> None:
 
 
 def test_random_refusals_are_blind_to_the_scenario_and_parse(records: list[dict]) -> None:
-    from mosaic_gym.agent.format import parse_action
+    from mosaic_gym.protocol.format import parse_action
 
     many = records * 50
     mixed = with_random_refusals(many, 0.3, seed=1)

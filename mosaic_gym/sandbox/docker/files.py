@@ -1,0 +1,82 @@
+"""File operations of the docker sandbox (a mixin), each one request to its shell.
+
+The checks live in the shell helpers (``__mosaic_read`` and friends in
+:mod:`mosaic_gym.sandbox.docker.shell`), which answer with an errno-like exit
+status; here the status becomes the standard ``OSError`` subclass, with the
+path as given. Relative paths resolve against :data:`HOME`, as on the fake backend.
+The kernel decides permissions, for a uid-1000 user who owns every file of the world.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import os
+import secrets
+import shlex
+
+from mosaic_gym.errors import SandboxError
+from mosaic_gym.sandbox.base import HOME, FileEntry
+from mosaic_gym.sandbox.docker.shell import Reply
+from mosaic_gym.sandbox.docker.world import file_error, normalize, parse_listing
+
+
+class DockerFileOperations:
+    """read/write/list/delete/exists over :meth:`_harness` (provided by the sandbox)."""
+
+    def _harness(self, script: str) -> Reply:
+        raise NotImplementedError
+
+    def read_file(self, path: str) -> bytes:
+        """The content of a file. Raises FileNotFoundError, IsADirectoryError, PermissionError."""
+        target = normalize(path, HOME)
+        reply = self._harness(f"__mosaic_read {shlex.quote(target)}")
+        _raise_for(reply, path)
+        return reply.stdout
+
+    def write_file(self, path: str, data: bytes, *, mode: int | None = None) -> None:
+        """Create (0o644 unless ``mode``) or overwrite a file; the parent must exist."""
+        target = normalize(path, HOME)
+        if target == "/" or target.endswith("/."):
+            raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+        delimiter = f"MOSAIC_DATA_{secrets.token_hex(8)}"
+        mode_arg = "-" if mode is None else format(mode & 0o7777, "o")
+        encoded = base64.encodebytes(bytes(data)).decode("ascii").rstrip("\n")
+        script = (
+            f"__mosaic_write {shlex.quote(target)} {mode_arg} <<'{delimiter}'\n"
+            f"{encoded}\n{delimiter}"
+        )
+        _raise_for(self._harness(script), path)
+
+    def list_dir(self, path: str) -> list[FileEntry]:
+        """Entries of a directory, sorted by name (no ``.``/``..``)."""
+        target = normalize(path, HOME)
+        token = secrets.token_hex(8)
+        reply = self._harness(f"__mosaic_list {shlex.quote(target)} {token}")
+        _raise_for(reply, path)
+        return parse_listing(reply.stdout, token)
+
+    def delete(self, path: str, *, recursive: bool = False) -> None:
+        """Remove a file, or a directory when ``recursive`` (or when it is empty)."""
+        target = normalize(path, HOME)
+        if target == "/":
+            raise OSError(errno.EPERM, os.strerror(errno.EPERM), path)
+        reply = self._harness(f"__mosaic_delete {shlex.quote(target)} {int(recursive)}")
+        _raise_for(reply, path)
+
+    def exists(self, path: str) -> bool:
+        try:
+            target = normalize(path, HOME)
+        except OSError:
+            return False
+        quoted = shlex.quote(target)
+        return self._harness(f"[ -e {quoted} ] || [ -L {quoted} ]").status == 0
+
+
+def _raise_for(reply: Reply, path: str) -> None:
+    error = file_error(reply.status, reply.stderr, path)
+    if error is not None:
+        raise error
+    if reply.status != 0:
+        message = reply.stderr.decode("utf-8", "replace").strip()
+        raise SandboxError(f"file operation on {path!r} failed ({reply.status}): {message}")

@@ -1,0 +1,22 @@
+"""The fake sandbox's shell: a small, safe interpreter of a POSIX ``sh`` subset.
+
+It runs entirely over a :class:`~mosaic_gym.sandbox.fake.sandbox.FakeSandbox`: commands are
+Python functions that reach files only through the sandbox's methods, time is
+virtual, and ``curl``/``wget`` hand requests to the sandbox's HTTP handler.
+
+Modules: ``syntax`` (lexer, parser), ``expand`` (quotes, variables, globs),
+``interpreter`` (:class:`Shell`: lists, pipelines, redirections), ``streams``
+(buffers, limits, option parsing), ``registry`` (name -> command) and the command
+families ``builtins``, ``files``, ``changes``, ``find``, ``grep``, ``text``,
+``printing`` and ``net``.
+"""
+
+from mosaic_gym.sandbox.fake.shell.interpreter import Shell
+from mosaic_gym.sandbox.fake.shell.registry import COMMANDS
+
+__all__ = ["COMMANDS", "Shell", "supported_commands"]
+
+
+def supported_commands() -> list[str]:
+    """Names of every command the fake shell implements, sorted."""
+    return sorted(COMMANDS)

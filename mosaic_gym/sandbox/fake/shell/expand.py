@@ -1,0 +1,159 @@
+"""Word expansion for the fake shell: ``~``, ``$VAR``/``${VAR:-x}``, field splitting of
+unquoted expansions, and globbing (``* ? [...]``) against the fake tree.
+
+Quoting decides what happens: the lexer tags each part of a word ``bare`` (expand,
+split, glob), ``dq`` (expand only) or ``lit`` (as is).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from mosaic_gym.sandbox.base import HOME
+from mosaic_gym.sandbox.fake.shell.syntax import ShellSyntaxError, Word
+
+if TYPE_CHECKING:
+    from mosaic_gym.sandbox.fake.shell.interpreter import Shell
+
+_VARIABLE = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*)|([0-9?$#@*!-]))")
+_BRACED = re.compile(r"(#?)([A-Za-z_][A-Za-z0-9_]*|[0-9?$#@*!-])(?:(:?[-=+?])(.*))?", re.DOTALL)
+_MAGIC = re.compile(r"[*?\[]")
+#: What ``$$``, ``$0``, ``$#`` and ``$-`` expand to (there are no positional parameters).
+_SPECIALS = {"$": "4242", "0": "sh", "#": "0", "-": ""}
+
+
+def _variable_of(shell: Shell) -> Callable[[re.Match[str]], str]:
+    return lambda match: variable(shell, match)
+
+
+def expand_word(shell: Shell, word: Word) -> list[str]:
+    """Tilde, variable expansion, field splitting and globbing of one word."""
+    fields: list[list[tuple[str, bool]]] = [[]]
+    quoted = [False]
+
+    def new_field() -> None:
+        if fields[-1] or quoted[-1]:
+            fields.append([])
+            quoted.append(False)
+
+    for index, segment in enumerate(word.segments):
+        if segment.kind != "bare":
+            text = expand_text(shell, segment.text) if segment.kind == "dq" else segment.text
+            fields[-1].append((text, False))
+            quoted[-1] = True
+            continue
+        text = segment.text
+        if index == 0 and (text == "~" or text.startswith("~/")):
+            fields[-1].append((shell.env.get("HOME", HOME), False))
+            text = text[1:]
+        position = 0
+        for match in _VARIABLE.finditer(text):
+            fields[-1].append((text[position : match.start()], True))
+            position = match.end()
+            value = _variable_of(shell)(match)
+            if value and value[0].isspace():
+                new_field()
+            for number, piece in enumerate(value.split()):
+                if number:
+                    new_field()
+                fields[-1].append((piece, True))
+            if value and value[-1].isspace():
+                new_field()
+        fields[-1].append((text[position:], True))
+    result: list[str] = []
+    for pieces, was_quoted in zip(fields, quoted, strict=True):
+        text = "".join(piece for piece, _ in pieces)
+        if not text and not was_quoted:
+            continue
+        if any(globbable and _MAGIC.search(piece) for piece, globbable in pieces):
+            pattern = "".join(p if g else _escape_glob(p) for p, g in pieces)
+            matches = glob(shell, pattern)
+            if matches:
+                result.extend(matches)
+                continue
+        result.append(text)
+    return result
+
+
+def expand_plain(shell: Shell, word: Word) -> str:
+    """Expansion without splitting or globbing (assignment values)."""
+    return "".join(
+        segment.text if segment.kind == "lit" else expand_text(shell, segment.text)
+        for segment in word.segments
+    )
+
+
+def expand_text(shell: Shell, text: str) -> str:
+    """Expand ``$`` references in ``text`` (double quotes, here-documents)."""
+    if "$" not in text:
+        return text
+    return _VARIABLE.sub(_variable_of(shell), text)
+
+
+def variable(shell: Shell, match: re.Match[str]) -> str:
+    braced, name, special = match.groups()
+    if braced is None:
+        return lookup(shell, name or special)
+    parsed = _BRACED.fullmatch(braced)
+    if parsed is None:
+        raise ShellSyntaxError(f"${{{braced}}}: bad substitution")
+    length, name, op, word = parsed.groups()
+    value = lookup(shell, name)
+    if length:
+        return str(len(value)) if not op else ""
+    is_set = name in shell.env and (op is None or not op.startswith(":") or value != "")
+    if op in ("-", ":-"):
+        return value if is_set else expand_text(shell, word)
+    if op in ("=", ":="):
+        if not is_set:
+            shell.env[name] = expand_text(shell, word)
+        return shell.env.get(name, "")
+    if op in ("+", ":+"):
+        return expand_text(shell, word) if is_set else ""
+    if op in ("?", ":?") and not is_set:
+        raise ShellSyntaxError(f"{name}: {expand_text(shell, word) or 'parameter not set'}")
+    return value
+
+
+def lookup(shell: Shell, name: str) -> str:
+    """The value of one parameter; unset ones are empty."""
+    if name == "?":
+        return str(shell.status)
+    return _SPECIALS.get(name) or shell.env.get(name, "")
+
+
+def glob(shell: Shell, pattern: str) -> list[str]:
+    """Paths matching ``pattern`` in the fake tree, sorted; hidden names need a dot."""
+    absolute = pattern.startswith("/")
+    parts = [part for part in pattern.split("/") if part]
+    found: list[tuple[str, str]] = [("/" if absolute else shell.cwd, "/" if absolute else "")]
+    for number, part in enumerate(parts):
+        last = number == len(parts) - 1
+        matched: list[tuple[str, str]] = []
+        for directory, shown in found:
+            if not _MAGIC.search(part):
+                path = posixpath.join(directory, part)
+                if shell.sandbox.exists(path):
+                    matched.append((path, shown + part if last else shown + part + "/"))
+                continue
+            try:
+                entries = shell.sandbox.list_dir(directory)
+            except OSError:
+                continue
+            shell.budget.charge(len(entries) * 1e-6)
+            for entry in entries:
+                if entry.name.startswith(".") and not part.startswith("."):
+                    continue
+                if (last or entry.is_dir) and fnmatch.fnmatchcase(entry.name, part):
+                    suffix = "" if last else "/"
+                    matched.append((entry.path, shown + entry.name + suffix))
+        found = matched
+    return sorted(shown for _, shown in found) if parts else []
+
+
+def _escape_glob(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
