@@ -34,7 +34,7 @@ def main() -> None:
 
     from mosaic_gym.agent.baselines import ReferencePolicy
     from mosaic_gym.envs.mosaic_env import MosaicEnv
-    from mosaic_gym.runner import episode_plan
+    from mosaic_gym.rollout.plan import episode_plan
 
     env = MosaicEnv(category="all", split="all", attack="none")
     plan = episode_plan(env.pool, range(3))

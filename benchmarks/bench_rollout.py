@@ -95,7 +95,7 @@ class Clock:
 def make_plan(episodes: int) -> list[Any]:
     """``episodes`` episodes spread over the library (every category, attacked or not)."""
     from mosaic_gym.envs.mosaic_env import MosaicEnv
-    from mosaic_gym.runner import episode_plan
+    from mosaic_gym.rollout.plan import episode_plan
 
     env = MosaicEnv(category="all", split="all", attack="none")
     plan = episode_plan(env.pool, [0], attack="all")

@@ -38,7 +38,13 @@ def eval_command(
     scenario: Annotated[str | None, typer.Option(help="For mosaic/Scenario-v0.")] = None,
     out: Annotated[Path, typer.Option(help="Directory for metrics.json and "
                                            "trajectories.jsonl.")] = Path("runs/eval"),
-    limit: Annotated[int | None, typer.Option(help="Play at most this many episodes.")] = None,
+    limit: Annotated[int | None, typer.Option(
+        help="Play at most this many episodes, drawn round-robin over the categories.")] = None,
+    fresh: Annotated[bool, typer.Option(
+        help="Start over: delete what a previous run left in --out (by default the same "
+             "command resumes it).")] = False,
+    num_envs: Annotated[int, typer.Option(help="Environments stepped in lockstep (the batch "
+                                               "of a batched policy).")] = 1,
 ) -> None:
     """Evaluate a policy: one table per category, JSON metrics, JSONL trajectories."""
     from mosaic_gym.evaluate import evaluate_policy
@@ -46,7 +52,7 @@ def eval_command(
     try:
         evaluate_policy(policy=policy, env_id=env_id, split=split, attack=attack,
                         seeds=range(seeds), backend=backend, scenario=scenario, out=out,
-                        limit=limit)
+                        limit=limit, fresh=fresh, num_envs=num_envs)
     except (MosaicError, ValueError) as exc:
         _fail(str(exc))
 
@@ -102,7 +108,7 @@ def scenarios_list(
     from rich.console import Console
     from rich.table import Table
 
-    from mosaic_gym.runner import episode_plan
+    from mosaic_gym.rollout.plan import episode_plan
     from mosaic_gym.scenario.library import load_library
 
     try:
@@ -226,8 +232,10 @@ def collect_command(
     scenario: Annotated[str | None, typer.Option(help="For mosaic/Scenario-v0.")] = None,
     num_envs: Annotated[int, typer.Option(help="Environments stepped in lockstep (the batch "
                                                "of a batched policy).")] = 8,
-    limit: Annotated[int | None, typer.Option(help="Collect at most this many groups "
-                                                      "(the first of the plan).")] = None,
+    limit: Annotated[int | None, typer.Option(
+        help="Collect at most this many groups, drawn round-robin over the categories.")] = None,
+    fresh: Annotated[bool, typer.Option(
+        help="Start over: delete what a previous collection left in --out.")] = False,
     ray_address: Annotated[str | None, typer.Option(
         "--ray", help="Ray address for ray.init (or 'local'): spread groups over actors.")] = None,
     actors: Annotated[int | None, typer.Option(help="Ray actors (default: the cluster's "
@@ -235,16 +243,16 @@ def collect_command(
     actor_gpus: Annotated[float, typer.Option(help="GPUs per Ray actor.")] = 0.0,
 ) -> None:
     """Collect groups of K rollouts per (scenario, attack, seed) for preference training."""
-    from mosaic_gym.train.collect import collect, summarize
+    from mosaic_gym.rollout.collect import collect, summarize_collection
 
     options = {"num_gpus": actor_gpus} if actor_gpus else None
     try:
         collect(policy, env_id=env_id, out=out, k=k, seeds=seeds, split=split, attack=attack,
                 backend=backend, scenario=scenario, num_envs=num_envs, limit=limit,
-                ray_address=ray_address, num_actors=actors, actor_options=options)
+                ray_address=ray_address, num_actors=actors, actor_options=options, fresh=fresh)
     except (MosaicError, ValueError) as exc:
         _fail(str(exc))
-    figures = summarize(out)
+    figures = summarize_collection(out)
     typer.echo(" ".join(f"{name}={value:.3f}" if isinstance(value, float) else
                         f"{name}={value}" for name, value in figures.items()))
 
@@ -256,7 +264,8 @@ def train_command(
     max_steps: Annotated[int | None, typer.Option(help="Override the optimizer steps.")] = None,
 ) -> None:
     """Train a policy from a recipe: SFT, DPO, or GRPO (pairwise MOSAIC or scalar)."""
-    from mosaic_gym.train.recipes import load_recipe, run_recipe
+    from mosaic_gym.train.recipes import load_recipe
+    from mosaic_gym.train.run import run_recipe
 
     try:
         loaded = load_recipe(recipe).with_overrides(output_dir=out, max_steps=max_steps)

@@ -57,3 +57,16 @@ class ToolError(MosaicError):
 
 class ToolRegistrationError(MosaicError):
     """A tool function cannot be exposed to agents (missing docs or types)."""
+
+
+class RunFileError(MosaicError):
+    """A run's output file cannot be used: another run holds it, it belongs to a different
+    run, or it is corrupt (the message names the file and what to do)."""
+
+
+class CollectError(MosaicError):
+    """A rollout collection cannot run (e.g. ``--ray`` without Ray installed)."""
+
+
+class DependencyVersionError(MosaicError):
+    """An optional dependency is of a version whose private internals were not tested."""

@@ -26,25 +26,6 @@ TABLE_ROWS = [
 ]
 
 
-def make_policy(name: str, seed: int = 0) -> Any:
-    """A built-in baseline by name, or a policy recipe file (YAML)."""
-    if name.endswith((".yaml", ".yml")):
-        from mosaic_gym.agent.recipes import load_policy  # train extra
-
-        return load_policy(name)
-    from mosaic_gym.agent.baselines import make_baseline
-
-    return make_baseline(name, seed=seed)
-
-
-def make_env(env_id: str, **kwargs: Any) -> Any:
-    import gymnasium as gym
-
-    import mosaic_gym  # noqa: F401  (registers the ids)
-
-    return gym.make(env_id, **{k: v for k, v in kwargs.items() if v is not None})
-
-
 def format_table(metrics: Mapping[str, Mapping[str, float | None]], title: str) -> Any:
     from rich.table import Table
 
@@ -65,45 +46,106 @@ def format_table(metrics: Mapping[str, Mapping[str, float | None]], title: str) 
 def evaluate_policy(*, policy: str, env_id: str, split: str = "all", attack: str = "all",
                     seeds: Iterable[int] = (0,), backend: str = "fake",
                     scenario: str | None = None, out: Path = Path("runs/eval"),
-                    limit: int | None = None, quiet: bool = False) -> dict[str, Any]:
-    """Evaluate ``policy`` and write ``metrics.json`` and ``trajectories.jsonl`` under ``out``.
+                    limit: int | None = None, quiet: bool = False, fresh: bool = False,
+                    num_envs: int = 1) -> dict[str, Any]:
+    """Evaluate ``policy`` and write ``trajectories.jsonl`` and ``metrics.json`` under ``out``.
 
-    Returns the metrics document. Trajectories are appended and flushed one by
-    one, so an interrupted run keeps every finished episode.
+    The episodes are :func:`~mosaic_gym.rollout.plan.episode_plan` of the environment's pool,
+    or, with ``limit``, a subset drawn round-robin over the categories
+    (:func:`~mosaic_gym.rollout.plan.episode_subset`). Trajectories are appended, flushed and
+    fsync'd one by one under an exclusive lock, and ``metrics.json`` is rewritten as they come
+    in, so an interrupted run keeps every finished episode; running the same command again
+    resumes it (``fresh=True`` starts over). Returns the metrics document.
+
+    Raises :class:`~mosaic_gym.errors.RunFileError` when ``out`` holds another run or is being
+    written, ``ValueError`` for bad arguments (before any episode is played).
     """
     from rich.console import Console
     from rich.progress import track
 
-    from mosaic_gym.runner import episode_plan, play
+    from mosaic_gym.agent.policy import check_policy, policy_name
+    from mosaic_gym.envs.registration import make_env
+    from mosaic_gym.rollout.driver import play_plan
+    from mosaic_gym.rollout.plan import episode_plan, episode_subset
+    from mosaic_gym.rollout.store import JsonlStore, read_rows
 
-    env = make_env(env_id, split=split if scenario is None else None, backend=backend,
-                   scenario=scenario, attack="none")
-    base = env.unwrapped
-    plan = episode_plan(base.pool, seeds, attack=attack)[:limit]
-    agent = make_policy(policy)
+    seed_list = [int(s) for s in seeds]
+    if not seed_list:
+        raise ValueError("no seeds to evaluate")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    check_policy(policy)
+    env_kwargs = {"split": split if scenario is None else None, "backend": backend,
+                  "scenario": scenario, "attack": "none"}
+    probe = make_env(env_id, **env_kwargs)
+    try:
+        plan = episode_subset(episode_plan(probe.unwrapped.pool, seed_list, attack=attack),
+                              limit)
+    finally:
+        probe.close()
+    settings = {"format": "mosaic-eval/2", "policy": policy_name(policy), "env": env_id,
+                "split": split, "attack": attack, "backend": backend, "scenario": scenario,
+                "seeds": seed_list, "limit": limit, "created": _now()}
     out.mkdir(parents=True, exist_ok=True)
-    outcomes = []
+    path = out / "trajectories.jsonl"
     # Wide enough for six columns even when stdout is not a terminal (CI logs, pipes).
     console = Console(quiet=quiet, width=None if sys.stdout.isatty() else 120)
-    try:
-        with (out / "trajectories.jsonl").open("w", encoding="utf-8") as sink:
-            for spec in track(plan, description=f"{policy} on {env_id}", console=console,
-                              disable=quiet):
-                record = play(base, agent, spec)
-                record["policy"] = policy
-                sink.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-                sink.flush()
-                outcomes.append(record["outcome"])
-    finally:
-        env.close()
-    metrics = by_category(outcomes)
-    document = {
-        "policy": policy, "env": env_id, "split": split, "attack": attack, "backend": backend,
-        "seeds": list(seeds), "episodes": len(outcomes), "metrics": metrics,
-        "definitions": {name: text for name, (text, _, _) in METRICS.items()},
-    }
-    (out / "metrics.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
-    console.print(format_table(metrics, f"{policy} on {env_id} (split={split}, "
-                                        f"attack={attack})"))
-    console.print(f"wrote {out / 'metrics.json'} and {out / 'trajectories.jsonl'}")
+    title = f"{settings['policy']} on {env_id} (split={split}, attack={attack})"
+    with JsonlStore(path, settings, key=_episode_key, fresh=fresh,
+                    must_match=("policy", "env", "split", "attack", "backend",
+                                "scenario")) as store:
+        todo = [spec for spec in plan if spec.key not in store.done]
+        if len(todo) < len(plan):
+            console.print(f"resuming {path}: {len(plan) - len(todo)} of {len(plan)} "
+                          "episodes already there")
+        envs = [make_env(env_id, **env_kwargs) for _ in range(max(1, min(num_envs,
+                                                                         len(todo) or 1)))]
+        wanted = {spec.key for spec in plan}
+        try:
+            stream = play_plan(envs, policy, todo)
+            for count, (_job, record) in enumerate(
+                    track(stream, total=len(todo), description=title, console=console,
+                          disable=quiet), start=1):
+                store.write(record.model_dump(mode="json"))
+                if count % 25 == 0:
+                    _write_metrics(out, settings, path, wanted)
+        finally:
+            for env in envs:
+                env.close()
+        document = _write_metrics(out, settings, path, wanted)
+    rows = [r for r in read_rows(path) if _episode_key(r) in wanted]
+    console.print(format_table(document["metrics"], title))
+    console.print(f"wrote {out / 'metrics.json'} and {path} ({len(rows)} episodes)")
     return document
+
+
+def _episode_key(row: Mapping[str, Any]) -> str:
+    """``scenario|attack|reset seed`` of a trajectory row (format 2; format 1 by its seed)."""
+    seed = row.get("reset_seed", row.get("seed"))
+    return f"{row.get('scenario_id')}|{row.get('attack') or 'none'}|{seed}"
+
+
+def _write_metrics(out: Path, settings: Mapping[str, Any], path: Path,
+                   wanted: set[str]) -> dict[str, Any]:
+    """Recompute ``metrics.json`` from the rows of this plan in the file (atomic replace)."""
+    import os
+
+    from mosaic_gym.rollout.store import read_rows
+
+    outcomes = [row["outcome"] for row in read_rows(path)
+                if _episode_key(row) in wanted and row.get("outcome")]
+    metrics = by_category(outcomes)
+    document = {**{k: settings[k] for k in ("policy", "env", "split", "attack", "backend",
+                                           "seeds", "limit")},
+                "episodes": len(outcomes), "planned": len(wanted), "metrics": metrics,
+                "definitions": {name: text for name, (text, _, _) in METRICS.items()}}
+    tmp = out / "metrics.json.tmp"
+    tmp.write_text(json.dumps(document, indent=2), encoding="utf-8")
+    os.replace(tmp, out / "metrics.json")
+    return document
+
+
+def _now() -> str:
+    from mosaic_gym.rollout.store import now
+
+    return now()

@@ -17,11 +17,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mosaic_gym.agent.baselines import ComplyPolicy, Policy, ReferencePolicy
+from mosaic_gym.agent.baselines import ComplyPolicy, ReferencePolicy
+from mosaic_gym.agent.policy import Policy
 from mosaic_gym.envs.mosaic_env import MosaicEnv
 from mosaic_gym.judge.context import JudgeContext
 from mosaic_gym.judge.rules import evaluate
-from mosaic_gym.runner import EpisodeSpec, play
+from mosaic_gym.rollout import EpisodeSpec, play
 from mosaic_gym.scenario.loader import ScenarioVariant
 
 
@@ -56,7 +57,9 @@ def check_variant(env: MosaicEnv, variant: ScenarioVariant, seeds: Sequence[int]
     spec = variant.spec
 
     def run(policy: Policy, attack: str | None, seed: int) -> dict:
-        return play(env, policy, EpisodeSpec(variant.id, attack, seed))["outcome"]
+        outcome = play(env, policy, EpisodeSpec(variant.id, attack, seed)).outcome
+        assert outcome is not None  # play() returns finished episodes
+        return outcome.model_dump()
 
     def add(check: str, passed: bool, detail: str = "") -> None:
         results.append(CheckResult(variant.id, check, passed, detail))

@@ -7,14 +7,14 @@ import pytest
 from mosaic_gym.agent.baselines import make_baseline
 from mosaic_gym.envs.mosaic_env import MosaicEnv
 from mosaic_gym.judge.metrics import by_category
-from mosaic_gym.runner import episode_plan, play
+from mosaic_gym.rollout import episode_plan, play
 
 
 def outcomes(library, policy_name):
     env = MosaicEnv(category="all", split="all", attack="none")
     policy = make_baseline(policy_name, seed=0)
     plan = episode_plan(library, [0])
-    return [play(env, policy, spec)["outcome"] for spec in plan]
+    return [play(env, policy, spec).outcome.model_dump() for spec in plan]
 
 
 @pytest.fixture(scope="module")

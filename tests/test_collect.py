@@ -8,13 +8,9 @@ import pytest
 
 from mosaic_gym.agent.baselines import RandomPolicy, RefusePolicy
 from mosaic_gym.judge.preference import PreferenceOracle
-from mosaic_gym.train.collect import (
-    CollectError,
-    collect,
-    read_groups,
-    read_header,
-    sampling_seed,
-)
+from mosaic_gym.errors import RunFileError
+from mosaic_gym.rollout.collect import collect, read_groups, read_header
+from mosaic_gym.rollout.plan import EpisodeSpec
 
 LIMIT = 12
 
@@ -60,7 +56,13 @@ def test_header_records_the_collection(tmp_path):
     header = read_header(out)
     assert header["policy"] == "refuse" and header["k"] == 2 and header["seeds"] == [3, 5]
     assert header["env"] == "mosaic/All-v0" and header["split"] == "train"
-    assert [g["seed"] for g in read_groups(out)] == [3, 5]  # plan order: seeds of a task
+    groups = list(read_groups(out))
+    assert len(groups) == 2 and {g["seed"] for g in groups} <= {3, 5}
+    # a limited draw is stratified: two groups, two categories
+    assert len({g["category"] for g in groups}) == 2
+    # the data file holds group rows only; the settings are in the side manifest
+    assert all(json.loads(line)["type"] == "group" for line in out.read_text().splitlines())
+    assert (tmp_path / "c.jsonl.manifest.json").is_file()
 
 
 class DyingRandom:
@@ -94,8 +96,9 @@ def test_kill_then_resume_loses_and_duplicates_nothing(reference_run, tmp_path):
         assert group == reference_run[key]
     collect("random", out=out, k=4, seeds=2, limit=LIMIT, num_envs=3, quiet=True)
     assert by_key(out) == reference_run
-    kinds = [json.loads(line)["type"] for line in out.read_text().splitlines()]
-    assert kinds.count("header") == 1 and kinds.count("resume") == 1
+    kinds = {json.loads(line)["type"] for line in out.read_text().splitlines()}
+    assert kinds == {"group"}
+    assert len(read_header(out)["runs"]) == 2  # the first run and the resume
     # a third run has nothing left to do and still duplicates nothing
     collect("random", out=out, k=4, seeds=2, limit=LIMIT, quiet=True)
     assert by_key(out) == reference_run
@@ -118,14 +121,17 @@ def test_corrupt_middle_line_and_foreign_file_are_refused(tmp_path):
     collect("refuse", out=out, k=2, seeds=1, limit=3, quiet=True)
     lines = out.read_text().splitlines(keepends=True)
     out.write_text(lines[0] + "{broken\n" + "".join(lines[1:]))
-    with pytest.raises(CollectError, match="corrupt line"):
+    with pytest.raises(RunFileError, match="corrupt line"):
         list(read_groups(out))
     other = tmp_path / "other.jsonl"
     collect("refuse", out=other, k=2, seeds=1, limit=1, quiet=True)
-    with pytest.raises(CollectError, match="different collection"):
+    with pytest.raises(RunFileError, match="different run"):
         collect("refuse", out=other, k=3, seeds=1, limit=1, quiet=True)
-    with pytest.raises(CollectError, match="different collection"):
+    with pytest.raises(RunFileError, match="different run"):
         collect("random", out=other, k=2, seeds=1, limit=1, quiet=True)
+    # --fresh starts over explicitly
+    collect("random", out=other, k=2, seeds=1, limit=1, quiet=True, fresh=True)
+    assert read_header(other)["policy"] == "random" and len(list(read_groups(other))) == 1
     with pytest.raises(ValueError, match="unknown policy"):
         collect("no-such-policy", out=tmp_path / "x.jsonl", quiet=True)
     assert not (tmp_path / "x.jsonl").exists()
@@ -184,12 +190,10 @@ def test_unbatched_policy_object_plays_one_episode_at_a_time(tmp_path):
 
 
 def test_sampling_seed_is_stable_and_distinct():
-    from mosaic_gym.train.collect import GroupSpec
-
-    spec = GroupSpec("a.b", None, 0)
-    assert sampling_seed(spec, 1) == sampling_seed(GroupSpec("a.b", None, 0), 1)
-    assert len({sampling_seed(spec, i) for i in range(16)}) == 16
-    assert sampling_seed(spec, 0) != sampling_seed(GroupSpec("a.b", "roleplay", 0), 0)
+    spec = EpisodeSpec("a.b", None, 0)
+    assert spec.sampling_seed(1) == EpisodeSpec("a.b", None, 0).sampling_seed(1)
+    assert len({spec.sampling_seed(i) for i in range(16)}) == 16
+    assert spec.sampling_seed(0) != EpisodeSpec("a.b", "roleplay", 0).sampling_seed(0)
 
 
 def test_cli_collect(tmp_path):
@@ -205,7 +209,7 @@ def test_cli_collect(tmp_path):
     assert len(list(read_groups(out))) == 4
     assert "groups=4 rollouts=12" in result.output
     result = CliRunner().invoke(app, [*args[:-2], "--split", "test"])
-    assert result.exit_code == 2 and "different collection" in result.output
+    assert result.exit_code == 2 and "different run" in result.output
 
 
 @pytest.fixture(scope="module")

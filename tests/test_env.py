@@ -53,7 +53,8 @@ def test_outcome_at_episode_end():
     _, reward, terminated, truncated, info = env.step(refusal)
     assert terminated and not truncated
     outcome = info["outcome"]
-    assert outcome.refused and outcome.refusal_step == 1 and outcome.correct
+    assert isinstance(outcome, dict)  # plain data in info (Gymnasium convention)
+    assert outcome["refused"] and outcome["refusal_step"] == 1 and outcome["correct"]
     assert reward == 1.0
 
 
@@ -64,7 +65,7 @@ def test_max_steps_truncates_and_counts_format_errors():
     assert [r[2:4] for r in results] == [(False, False), (False, False), (False, True)]
     assert results[0][0].startswith("Format error")
     outcome = results[-1][4]["outcome"]
-    assert outcome.termination == "max_steps" and outcome.format_errors == 3
+    assert outcome["termination"] == "max_steps" and outcome["format_errors"] == 3
 
 
 def test_seed_determines_observations():
@@ -79,7 +80,7 @@ def test_seed_determines_observations():
             obs, _, term, trunc, info = env.step(policy.act(info["messages"], info["tools"]))
             observations.append(obs)
             done = term or trunc
-        return observations, info["outcome"].as_dict()
+        return observations, info["outcome"]
 
     first, second = rollout(123), rollout(123)
     assert first == second

@@ -277,8 +277,8 @@ def test_models_endpoint(serve):
 
 
 def test_plays_a_whole_episode(serve):
-    from mosaic_gym.evaluate import make_env
-    from mosaic_gym.runner import EpisodeSpec, play
+    from mosaic_gym.envs.registration import make_env
+    from mosaic_gym.rollout import EpisodeSpec, play
 
     server = serve(lambda body: (200, chat_reply(REFUSAL), 0.0))
     env = make_env("mosaic/All-v0")
@@ -286,8 +286,8 @@ def test_plays_a_whole_episode(serve):
     spec = EpisodeSpec(base.pool[0].id, None, 0)
     record = play(base, OpenAIPolicy("m", server.url), spec)
     env.close()
-    assert record["outcome"]["refused"] is True
-    assert record["outcome"]["refusal_step"] == 1
+    assert record.outcome.refused is True
+    assert record.outcome.refusal_step == 1
     sent = server.requests[0]["body"]
     assert [m["role"] for m in sent["messages"]] == ["system", "user"]
     assert {t["function"]["name"] for t in sent["tools"]} >= {"refusal_tool"}

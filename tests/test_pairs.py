@@ -120,7 +120,7 @@ def test_pairs_from_a_collection_of_baselines(tmp_path):
 
     import mosaic_gym  # noqa: F401
     from mosaic_gym.agent.baselines import make_baseline
-    from mosaic_gym.runner import episode_plan, play
+    from mosaic_gym.rollout import episode_plan, play
 
     env = gym.make("mosaic/Injection-v0", split="train", attack="none").unwrapped
     specs = [s for s in episode_plan(env.pool[:3], [0]) if s.attack is not None][:6]
@@ -133,12 +133,12 @@ def test_pairs_from_a_collection_of_baselines(tmp_path):
         reference, comply = group[0], group[1]
         n = len(row["prompt"])
         assert [m["content"] for m in row["prompt"] + row["chosen"]] == \
-            [m["content"] for m in reference["messages"]]
+            [m["content"] for m in reference.messages]
         assert [m["content"] for m in row["rejected"]] == \
-            [m["content"] for m in comply["messages"][n:]]
+            [m["content"] for m in comply.messages[n:]]
 
     # and from a collection file (path input reads the groups)
-    from mosaic_gym.train.collect import collect, read_groups
+    from mosaic_gym.rollout.collect import collect, read_groups
 
     out = collect("random", out=tmp_path / "g.jsonl", k=3, seeds=1, limit=6, quiet=True)
     assert build_dpo_pairs(out) == build_dpo_pairs(read_groups(out))

@@ -238,7 +238,7 @@ def test_format_reward_values():
     assert format_reward(make_record(format_scores=[2.0, 2.0], termination="max_steps")) == 1.0
     # the episode ended, but its last turn was malformed: no termination point
     assert format_reward(make_record(format_scores=[2.0, 0.0], termination="final_answer")) == 0.5
-    assert format_reward({"steps": []}) == 0.0
+    assert format_reward(make_record(format_scores=[])) == 0.0
 
 
 # -- the optional judge ------------------------------------------------------------------------
@@ -247,7 +247,7 @@ class LengthJudge:
     """Prefers the record with fewer messages; ties otherwise (a stand-in for an LLM)."""
 
     def compare(self, a, b):
-        la, lb = len(a["messages"]), len(b["messages"])
+        la, lb = len(a.messages), len(b.messages)
         return 1.0 if la < lb else 0.0 if la > lb else 0.5
 
 
@@ -305,12 +305,12 @@ def baseline_rollouts():
 
     import mosaic_gym  # noqa: F401
     from mosaic_gym.agent.baselines import make_baseline
-    from mosaic_gym.runner import episode_plan, play
+    from mosaic_gym.rollout import episode_plan, play
 
     env = gym.make("mosaic/All-v0", split="train", attack="none").unwrapped
     rows = []
     for spec in episode_plan(env.pool, [0]):
-        rows.append((spec, {name: play(env, make_baseline(name), spec)
+        rows.append((spec, {name: play(env, make_baseline(name), spec).model_dump(mode="json")
                             for name in ("reference", "comply", "refuse")}))
     env.close()
     return rows

@@ -83,8 +83,8 @@ def test_hostile_actions_never_raise_and_episodes_end(seed, steps):
         assert ended
     if ended:
         outcome = info["outcome"]
-        assert outcome.steps <= 6
-        json.dumps(env.trajectory(), default=str)  # the record always serialises
+        assert outcome["steps"] <= 6
+        env.trajectory().to_json().encode("utf-8")  # the record always serialises
 
 
 @SETTINGS
@@ -96,8 +96,8 @@ def test_refusal_at_step_zero_is_harmless(seed, category):
     refusal = render_action("no", ToolCall("refusal_tool", {"reason": "unsafe"}))
     *_, info = env.step(refusal)
     outcome = info["outcome"]
-    assert outcome.irreversible_events == [] and outcome.leaks == []
-    assert outcome.safe and outcome.refusal_step == 1
+    assert outcome["irreversible_events"] == [] and outcome["leaks"] == []
+    assert outcome["safe"] and outcome["refusal_step"] == 1
 
 
 @SETTINGS

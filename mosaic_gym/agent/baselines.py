@@ -17,23 +17,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from mosaic_gym.protocol import REFUSAL_TOOL
 from mosaic_gym.protocol.format import ToolCall, render_action
 from mosaic_gym.scenario.resolve import ResolvedScenario
 from mosaic_gym.scenario.schema import SolutionSpec
 
-
-class Policy(Protocol):
-    """Maps the chat so far (and the tools) to the next assistant turn."""
-
-    name: str
-
-    def reset(self, scenario: ResolvedScenario | None, seed: int | None = None) -> None: ...
-
-    def act(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]],
-            info: Mapping[str, Any] | None = None) -> str: ...
-
+if TYPE_CHECKING:
+    from mosaic_gym.agent.policy import Policy
 
 def _call(tool: str, args: Mapping[str, Any], plan: str) -> str:
     return render_action(plan, ToolCall(tool, dict(args)))
@@ -41,7 +33,7 @@ def _call(tool: str, args: Mapping[str, Any], plan: str) -> str:
 
 def _refusal(reason: str, check: str | None = None) -> str:
     return render_action("The request must not be carried out.",
-                         ToolCall("refusal_tool", {"reason": reason}), safety_check=check)
+                         ToolCall(REFUSAL_TOOL, {"reason": reason}), safety_check=check)
 
 
 class _Script:

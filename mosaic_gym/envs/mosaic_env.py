@@ -4,7 +4,22 @@ One episode = one scenario variant, one seed, one attack strategy (or none).
 ``reset(seed=s)`` determines the scenario choice, the attack, every Faker value
 and therefore every observation. ``info`` carries the chat ``messages``
 (OpenAI format), the ``tools`` schemas, the scenario id, the ledger so far and,
-when the episode ends, the ``outcome``.
+when the episode ends, the ``outcome`` (a plain dict).
+
+The environment selects and speaks Gymnasium; the episode itself is the state machine of
+:mod:`mosaic_gym.envs.episode`. Gymnasium conventions it keeps:
+
+* ``gym.make(id, max_episode_steps=N)`` ends the episode *judged* at step ``N`` (the
+  environment reads its spec's limit, so the ``TimeLimit`` wrapper's truncation and the
+  verdict come at the same step); :meth:`MosaicEnv.finish` judges an episode that a caller
+  stops for a reason of its own.
+* Environments pickle and deep-copy, before and after ``reset``: the copy holds the
+  configuration, the RNG state and the episode's replay recipe (scenario, attack, episode
+  seed and the actions so far), and replays it, which gives the same world because episodes
+  are deterministic. Async vector environments and Ray can ship them.
+* Text spaces flatten (``gymnasium.spaces.flatten``, ``FlattenObservation``) to code points,
+  whatever the characters (see :mod:`mosaic_gym.envs.spaces`).
+* A non-string action is a format error, not a final answer.
 """
 
 from __future__ import annotations
@@ -15,43 +30,23 @@ from typing import Any
 
 import gymnasium as gym
 
-from mosaic_gym.protocol.format import ParsedAction, parse_action
-from mosaic_gym.protocol.prompts import system_prompt
-from mosaic_gym.attacks import (
-    AttackContext,
-    ConditionalInjection,
-    get_strategy,
-    list_strategies,
-)
+from mosaic_gym.attacks import get_strategy, list_strategies
+from mosaic_gym.core.trajectory import Trajectory
+from mosaic_gym.envs.episode import Episode, offered_tools
 from mosaic_gym.envs.rewards import RewardFn, get_reward
 from mosaic_gym.envs.spaces import UnicodeText
-from mosaic_gym.errors import ScenarioError, ToolError
-from mosaic_gym.judge.context import JudgeContext
-from mosaic_gym.judge.ledger import Ledger, LedgerEntry
-from mosaic_gym.judge.outcome import Outcome, Termination, judge
+from mosaic_gym.errors import ScenarioError
+from mosaic_gym.judge.outcome import Termination
 from mosaic_gym.sandbox.base import Sandbox
+from mosaic_gym.sandbox.registry import make_sandbox
 from mosaic_gym.scenario.library import find_variant, load_library
 from mosaic_gym.scenario.loader import ScenarioVariant
 from mosaic_gym.scenario.resolve import ResolvedScenario, resolve
 from mosaic_gym.tools import ToolRegistry, standard_tools
-from mosaic_gym.tools.services import REFUSAL_TOOL
-from mosaic_gym.world.world import World, WorldSnapshot
 
 MAX_TEXT = 200_000
 DEFAULT_MAX_STEPS = 15
-
-
-def make_sandbox(backend: str, image: str = "base") -> Sandbox:
-    """A sandbox of the named backend ("fake" or "docker"; ``image``: docker variant)."""
-    if backend == "fake":
-        from mosaic_gym.sandbox.fake.sandbox import FakeSandbox
-
-        return FakeSandbox()
-    if backend == "docker":
-        from mosaic_gym.sandbox.docker.sandbox import DockerSandbox
-
-        return DockerSandbox(variant=image)
-    raise ValueError(f"unknown backend {backend!r}; expected 'fake' or 'docker'")
+SPLITS = ("train", "test", "ood", "all")
 
 
 class MosaicEnv(gym.Env[str, str]):
@@ -60,7 +55,8 @@ class MosaicEnv(gym.Env[str, str]):
     Args:
         category: "benign", "harmful", "injection", "privacy", or "all".
         scenario: a scenario id, family id or YAML path (``mosaic/Scenario-v0``).
-        backend: "fake" (default, in-process) or "docker".
+        backend: the sandbox backend: "fake" (default, in-process), "docker", or any
+            name registered with :func:`mosaic_gym.sandbox.register_sandbox`.
         attack: strategy name, "random" (a strategy drawn per episode), or
             "none" (benign variants of injection scenarios).
         split: "train", "test", "ood" or "all".
@@ -86,10 +82,16 @@ class MosaicEnv(gym.Env[str, str]):
         if attack not in ("random", "none") and attack not in list_strategies():
             raise ValueError(f"unknown attack {attack!r}; expected 'random', 'none' or one of "
                              f"{', '.join(list_strategies())}")
-        if split not in ("train", "test", "ood", "all"):
+        if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected train, test, ood or all")
         if render_mode not in (None, "ansi"):
             raise ValueError(f"unsupported render_mode {render_mode!r}")
+        if max_steps is not None and max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {max_steps}")
+        self._config = {"category": category, "scenario": scenario, "backend": backend,
+                        "attack": attack, "split": split, "max_steps": max_steps,
+                        "reward": reward, "scenario_paths": scenario_paths,
+                        "render_mode": render_mode}
         self.pool = self._select(category, scenario, split, scenario_paths)
         self.backend = backend
         self.attack = attack
@@ -102,7 +104,7 @@ class MosaicEnv(gym.Env[str, str]):
         self.sandbox: Sandbox | None = None
         self._sandbox_image = "base"
         self._faker: Any = None
-        self._episode: _Episode | None = None
+        self._episode: Episode | None = None
 
     @staticmethod
     def _select(category: str, scenario: str | None, split: str,
@@ -114,36 +116,40 @@ class MosaicEnv(gym.Env[str, str]):
                   if (category == "all" or v.category == category)
                   and (split == "all" or v.split == split)]
         if not chosen:
-            raise ScenarioError(f"no scenarios of category {category!r} in split {split!r}")
+            splits = sorted({v.split for v in variants
+                             if category == "all" or v.category == category})
+            hint = (f"; these scenarios are in split(s) {', '.join(splits)}: pass "
+                    f"split='all' (or one of them)" if splits else "")
+            raise ScenarioError(f"no scenarios of category {category!r} in split "
+                                f"{split!r}{hint}")
         return chosen
 
     # -- gymnasium API -----------------------------------------------------------
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
+        given = dict(options) if options is not None else None
         options = options or {}
         variant = self._pick_variant(options.get("scenario"))
         attack = self._pick_attack(variant, options.get("attack"))
         episode_seed = int(self.np_random.integers(2**31 - 1))
-        if self._faker is None:
-            from faker import Faker
-
-            self._faker = Faker("en_US")
-        resolved = resolve(variant, episode_seed, faker=self._faker)
-        image = resolved.spec.sandbox_image if self.backend == "docker" else "base"
-        if self.sandbox is not None and image != self._sandbox_image:
-            self.sandbox.close()  # the scenario needs another image variant
-            self.sandbox = None
-        if self.sandbox is None:
-            self.sandbox = make_sandbox(self.backend, image)
-            self._sandbox_image = image
-        self._episode = _Episode(self, resolved, attack, episode_seed)
+        self._episode = self._start(variant, attack, episode_seed, seed, given)
         return self._episode.first_observation, self._episode.info()
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self._episode is None:
             raise RuntimeError("call reset() before step()")
         return self._episode.step(action)
+
+    def finish(self, termination: Termination = "max_steps") -> dict[str, Any]:
+        """End the current episode now, judged as it stands; return its final ``info``.
+
+        For callers that stop an episode for a reason of their own (a model's context is
+        full, a wrapper's step limit). Raises ``RuntimeError`` before ``reset``.
+        """
+        if self._episode is None:
+            raise RuntimeError("call reset() before finish()")
+        return self._episode.finish(termination)
 
     def render(self) -> str | None:
         if self._episode is None:
@@ -156,13 +162,42 @@ class MosaicEnv(gym.Env[str, str]):
             self.sandbox.close()
             self.sandbox = None
 
-    # -- helpers -------------------------------------------------------------------
+    # -- episodes --------------------------------------------------------------------
+    def _start(self, variant: ScenarioVariant, attack: str | None, episode_seed: int,
+               reset_seed: int | None, options: dict[str, Any] | None) -> Episode:
+        if self._faker is None:
+            from faker import Faker
+
+            self._faker = Faker("en_US")
+        resolved = resolve(variant, episode_seed, faker=self._faker)
+        image = resolved.spec.sandbox_image if self.backend == "docker" else "base"
+        if self.sandbox is not None and image != self._sandbox_image:
+            self.sandbox.close()  # the scenario needs another image variant
+            self.sandbox = None
+        if self.sandbox is None:
+            kwargs = {"variant": image} if self.backend == "docker" else {}
+            self.sandbox = make_sandbox(self.backend, **kwargs)
+            self._sandbox_image = image
+        unknown = [name for name in resolved.spec.tools if name not in self.all_tools]
+        if unknown:
+            raise ScenarioError(f"unknown tool(s) {unknown}; available: "
+                                f"{', '.join(self.all_tools.names())}",
+                                file=variant.source, field="tools")
+        max_steps = self.max_steps_override or resolved.spec.max_steps or DEFAULT_MAX_STEPS
+        limit = self.spec.max_episode_steps if self.spec is not None else None
+        if limit is not None:
+            max_steps = min(max_steps, int(limit))
+        return Episode(resolved, sandbox=self.sandbox,
+                       tools=offered_tools(self.all_tools, list(resolved.spec.tools)),
+                       attack=attack, episode_seed=episode_seed, max_steps=max_steps,
+                       reward_fn=self.reward_fn, reset_seed=reset_seed, reset_options=options)
+
     def _pick_variant(self, wanted: str | None) -> ScenarioVariant:
         if wanted is not None:
             for variant in self.pool:
                 if variant.id == wanted:
                     return variant
-            return find_variant(wanted)[0]
+            return find_variant(wanted, self._config["scenario_paths"])[0]
         return self.pool[int(self.np_random.integers(len(self.pool)))]
 
     def _pick_attack(self, variant: ScenarioVariant, wanted: str | None) -> str | None:
@@ -177,203 +212,44 @@ class MosaicEnv(gym.Env[str, str]):
         return choice
 
     @property
-    def episode(self) -> _Episode | None:
+    def episode(self) -> Episode | None:
+        """The current episode's state machine (``None`` before the first ``reset``)."""
         return self._episode
 
     @property
     def current_scenario(self) -> ResolvedScenario | None:
         return self._episode.scenario if self._episode is not None else None
 
-    def trajectory(self) -> dict[str, Any]:
-        """The current episode as a JSON-serialisable record (DESIGN §3)."""
+    def trajectory(self) -> Trajectory:
+        """The current episode's record (DESIGN §3; final once the episode ended)."""
         if self._episode is None:
             raise RuntimeError("no episode yet")
-        return self._episode.record()
+        return self._episode.trajectory()
 
+    # -- copying -----------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        episode = self._episode
+        replay = None
+        if episode is not None:
+            replay = {"scenario_id": episode.scenario.variant.id, "attack": episode.attack,
+                      "episode_seed": episode.seed, "reset_seed": episode.reset_seed,
+                      "reset_options": episode.reset_options, "actions": list(episode.actions),
+                      "finished": episode.outcome.termination
+                      if episode.done and episode.outcome is not None else None}
+        return {"config": dict(self._config), "np_random": self._np_random, "replay": replay,
+                "spec": self.spec}
 
-class _Episode:
-    """State of one episode (kept apart so that reset is a clean slate)."""
-
-    def __init__(self, env: MosaicEnv, scenario: ResolvedScenario, attack: str | None,
-                 seed: int) -> None:
-        spec = scenario.spec
-        assert env.sandbox is not None
-        self.env = env
-        self.scenario = scenario
-        self.attack = attack
-        self.seed = seed
-        self.payload = ""
-        if attack is not None and spec.injection is not None:
-            context = AttackContext(goal=spec.injection.goal, user_name=spec.world.user_name,
-                                    user_request=spec.user_request)
-            self.payload = get_strategy(attack).render(context)
-        trigger = spec.injection.trigger if spec.injection is not None else None
-        self.trigger = (ConditionalInjection(trigger.after_tool, trigger.arg_contains)
-                        if trigger is not None else None)
-        self.injection_active = self.trigger is None
-        self.world = World.build(scenario, env.sandbox, payload=self.payload,
-                                 inject_now=self.injection_active)
-        names = [name for name in spec.tools if name != REFUSAL_TOOL] + [REFUSAL_TOOL]
-        unknown = [name for name in names if name not in env.all_tools]
-        if unknown:
-            raise ScenarioError(f"unknown tool(s) {unknown}; available: "
-                                f"{', '.join(env.all_tools.names())}",
-                                file=scenario.variant.source, field="tools")
-        self.tools = env.all_tools.subset(names)
-        self.tool_schemas = self.tools.schemas()
-        self.max_steps = env.max_steps_override or spec.max_steps or DEFAULT_MAX_STEPS
-        self.initial: WorldSnapshot = self.world.snapshot()
-        self.ledger = Ledger()
-        self.steps = 0
-        self.done = False
-        self.answer: str | None = None
-        self.refusal_step: int | None = None
-        self.format_errors = 0
-        self.tool_errors = 0
-        self.infra_error: str | None = None
-        self.outcome: Outcome | None = None
-        self.parsed: list[dict[str, Any]] = []
-        self.fingerprint = self.payload.strip()[:48]
-        self.first_observation = spec.user_request
-        self.messages: list[dict[str, Any]] = [
-            {"role": "system", "content": system_prompt(spec.world.user_name)},
-            {"role": "user", "content": spec.user_request},
-        ]
-
-    # -- stepping ------------------------------------------------------------------
-    def step(self, action: Any) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        if self.done:
-            return ("The episode is over; call reset().", 0.0, True, False, self.info())
-        self.steps += 1
-        text = action if isinstance(action, str) else str(action)
-        parsed = parse_action(text)
-        self.parsed.append({"kind": parsed.kind, "has_plan": parsed.plan is not None,
-                            "has_safety_check": parsed.safety_check is not None,
-                            "format_score": parsed.format_score})
-        assistant: dict[str, Any] = {"role": "assistant", "content": text}
-        self.messages.append(assistant)
-        terminated = False
-        if parsed.kind == "invalid":
-            self.format_errors += 1
-            observation = f"Format error: {parsed.error}"
-            self._record(parsed, "format_error", error=parsed.error)
-            self.messages.append({"role": "user", "content": observation})
-        elif parsed.kind == "final_answer":
-            self.answer = parsed.answer or ""
-            observation = "Episode finished: final answer received."
-            self._record(parsed, "final_answer")
-            terminated = True
-        else:
-            observation, terminated = self._call_tool(parsed, assistant)
-        truncated = not terminated and self.steps >= self.max_steps
-        reward = 0.0
-        if terminated or truncated:
-            self.done = True
-            self.outcome = self._judge(terminated)
-            reward = float(self.env.reward_fn(self.outcome))
-        return observation, reward, terminated, truncated, self.info()
-
-    def _call_tool(self, parsed: ParsedAction, assistant: dict[str, Any]) -> tuple[str, bool]:
-        call = parsed.tool_call
-        assert call is not None
-        call_id = f"call_{self.steps}"
-        assistant["tool_calls"] = [{"id": call_id, "type": "function", "function": {
-            "name": call.name, "arguments": dict(call.arguments)}}]
-        item = self.tools.get(call.name)
-        events: tuple[Any, ...] = ()
-        error: str | None = None
-        terminated = False
-        if item is None:
-            error = (f"Error: unknown tool {call.name!r}. Available tools: "
-                     f"{', '.join(self.tools.names())}")
-            observation = error
-            self.tool_errors += 1
-        else:
-            self.world.step = self.steps
-            before = self.world.snapshot()
-            try:
-                observation = item.function(self.world, **item.validate(call.arguments))
-            except ToolError as exc:
-                error = f"Error: {exc}"
-                observation = error
-                self.tool_errors += 1
-            except Exception as exc:  # noqa: BLE001 - never crash the env; fail closed
-                self.infra_error = f"{call.name} crashed: {type(exc).__name__}: {exc}"
-                observation = f"Error: the environment failed ({type(exc).__name__})."
-                terminated = True
-            events = tuple(self.world.diff(before, self.world.snapshot()))
-            if item.terminal and error is None:
-                terminated = True
-                self.refusal_step = self.steps
-        injected = bool(self.fingerprint) and self.fingerprint in observation
-        kind = "refusal" if item is not None and item.terminal else "tool_call"
-        self._record(parsed, kind, tool=call.name, arguments=call.arguments,
-                     effect=item.effect if item else None, events=events, error=error,
-                     injected=injected)
-        self.messages.append({"role": "tool", "tool_call_id": call_id, "name": call.name,
-                              "content": observation})
-        if (not self.injection_active and self.trigger is not None and error is None
-                and self.trigger.triggered(call.name, call.arguments)):
-            self.injection_active = True
-            self.world.activate_injection(self.payload)
-        return observation, terminated
-
-    def _record(self, parsed: ParsedAction, kind: Any, **fields: Any) -> None:
-        self.ledger.record(LedgerEntry(
-            step=self.steps, kind=kind, tool=fields.get("tool"),
-            arguments=fields.get("arguments"), declared_effect=fields.get("effect"),
-            events=fields.get("events", ()), error=fields.get("error"),
-            injected=fields.get("injected", False), has_plan=parsed.plan is not None,
-            has_safety_check=parsed.safety_check is not None))
-
-    def _judge(self, terminated: bool) -> Outcome:
-        variant = self.scenario.variant
-        termination: Termination
-        if self.infra_error is not None:
-            termination = "infra_error"
-        elif self.refusal_step is not None:
-            termination = "refusal"
-        elif terminated:
-            termination = "final_answer"
-        else:
-            termination = "max_steps"
-        outcome = Outcome(
-            scenario_id=variant.id, category=variant.category, domain=variant.domain,
-            expected=variant.expected, split=variant.split, seed=self.seed, attack=self.attack,
-            steps=self.steps, termination=termination, refused=self.refusal_step is not None,
-            refusal_step=self.refusal_step, format_errors=self.format_errors,
-            tool_errors=self.tool_errors, infra_error=self.infra_error)
-        context = JudgeContext(self.scenario, self.world, self.initial, self.ledger,
-                               answer=self.answer, refused=self.refusal_step is not None)
-        return judge(context, outcome)
-
-    # -- reporting -----------------------------------------------------------------
-    def info(self) -> dict[str, Any]:
-        info: dict[str, Any] = {
-            "scenario_id": self.scenario.id,
-            "category": self.scenario.variant.category,
-            "attack": self.attack,
-            "step": self.steps,
-            "messages": list(self.messages),
-            "tools": self.tool_schemas,
-            "ledger": self.ledger.entries[:],
-        }
-        if self.outcome is not None:
-            info["outcome"] = self.outcome
-        return info
-
-    def record(self) -> dict[str, Any]:
-        from mosaic_gym.protocol.format import count_tokens_approx, safety_token_share
-
-        assistant = [m["content"] for m in self.messages if m["role"] == "assistant"]
-        tokens = sum(count_tokens_approx(text) for text in assistant)
-        share = (sum(safety_token_share(t) * count_tokens_approx(t) for t in assistant) / tokens
-                 if tokens else 0.0)
-        return {
-            "scenario_id": self.scenario.id, "seed": self.seed, "attack": self.attack,
-            "category": self.scenario.variant.category, "split": self.scenario.variant.split,
-            "messages": self.messages, "tools": self.tool_schemas, "steps": self.parsed,
-            "ledger": self.ledger.as_dicts(),
-            "outcome": self.outcome.as_dict() if self.outcome is not None else None,
-            "tokens": {"assistant": tokens, "safety_check": round(share * tokens)},
-        }
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["config"])  # type: ignore[misc]
+        self.spec = state["spec"]
+        self._np_random = state["np_random"]
+        replay = state["replay"]
+        if replay is None:
+            return
+        variant = self._pick_variant(replay["scenario_id"])
+        self._episode = self._start(variant, replay["attack"], replay["episode_seed"],
+                                    replay["reset_seed"], replay["reset_options"])
+        for action in replay["actions"]:
+            self._episode.step(action)
+        if replay["finished"] is not None and not self._episode.done:
+            self._episode.finish(replay["finished"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 ENTRY_POINT = "mosaic_gym.envs.mosaic_env:MosaicEnv"
 
 ENV_IDS: dict[str, dict[str, str]] = {
@@ -23,3 +25,15 @@ def register_envs() -> None:
             # Episodes end on their own (refusal, answer, max_steps): no TimeLimit wrapper.
             register(id=env_id, entry_point=ENTRY_POINT, kwargs=dict(kwargs),
                      disable_env_checker=False)
+
+
+def make_env(env_id: str, **kwargs: Any) -> Any:
+    """``gymnasium.make(env_id, **kwargs)`` with the ``mosaic/*`` ids registered; keyword
+    arguments that are ``None`` are left out (the environment's defaults apply).
+
+    Raises Gymnasium's ``NameNotFound``/``Error`` for an unknown id (with its suggestion).
+    """
+    import gymnasium as gym
+
+    register_envs()
+    return gym.make(env_id, **{k: v for k, v in kwargs.items() if v is not None})

@@ -49,6 +49,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from mosaic_gym.core.egress import Egress
+
 MAX_PAYLOAD_CHARS = 1_000_000
 MIN_SECRET_CHARS = 4
 MIN_FUZZY_CHARS = 8
@@ -69,16 +71,6 @@ _URLSAFE = str.maketrans("+/", "-_")
 _STANDARD = str.maketrans("-_", "+/")
 
 View = tuple[tuple[str, ...], str]
-
-
-@dataclass(frozen=True)
-class Egress:
-    """One thing that left the user's control (mail out, HTTP post, credential, share)."""
-
-    step: int
-    channel: str
-    destination: str
-    payload: str
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
+from mosaic_gym.protocol.names import REFUSAL_TOOL
+
 ActionKind = Literal["tool_call", "refusal", "final_answer", "invalid"]
 
 MAX_ACTION_CHARS = 200_000
@@ -100,7 +102,7 @@ class _Fatal(Exception):
 
 
 @lru_cache(maxsize=16)
-def format_help(refusal_tool: str = "refusal_tool") -> str:
+def format_help(refusal_tool: str = REFUSAL_TOOL) -> str:
     """Describe the expected action format, for error messages and system prompts."""
     return (
         "Expected format: <think>your plan</think>, optionally "
@@ -214,7 +216,7 @@ def _scan(text: str, issues: list[str]) -> tuple[list[_Block], list[tuple[int, s
     return blocks, bare
 
 
-def parse_action(text: str, *, refusal_tool: str = "refusal_tool") -> ParsedAction:
+def parse_action(text: str, *, refusal_tool: str = REFUSAL_TOOL) -> ParsedAction:
     """Parse one agent turn in the MOSAIC format; never raises.
 
     Returns a :class:`ParsedAction` whose ``kind`` is ``"invalid"`` (with ``error``, a message

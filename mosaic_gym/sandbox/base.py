@@ -152,8 +152,13 @@ class Sandbox(ABC):
 
     # -- lifecycle -----------------------------------------------------
     @abstractmethod
-    def setup(self, files: Sequence[FileSpec]) -> None:
-        """Replace the whole work area with ``files`` (parents are created)."""
+    def setup(self, files: Sequence[FileSpec], *, network: HttpHandler | None = None) -> None:
+        """Replace the whole work area with ``files`` (parents are created).
+
+        ``network``: the world's web service for this world; requests from the shell go to
+        it. ``None`` keeps the handler given at construction (if any). The world hands its
+        handler over here, when it is built, so no one patches a sandbox's attributes.
+        """
 
     @abstractmethod
     def reset(self) -> None:

@@ -7,76 +7,22 @@ file, the line and the field. Loading never executes anything from the file.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from mosaic_gym.errors import ScenarioError
+from mosaic_gym.scenario.locate import validation_error
+from mosaic_gym.scenario.resolve import resolve
 from mosaic_gym.scenario.schema import OOD_DOMAINS, ScenarioSpec
 from mosaic_gym.scenario.templating import TEMPLATE_CONTEXT
+from mosaic_gym.scenario.variant import EpisodeSplit, ScenarioVariant
 
-EpisodeSplit = Literal["train", "test", "ood"]
-
-
-@dataclass(frozen=True)
-class ScenarioVariant:
-    """One concrete member of a scenario file (a file without family has one)."""
-
-    id: str
-    spec: ScenarioSpec
-    #: The parsed YAML (family variables merged in), resolved per episode.
-    raw: dict[str, Any]
-    source: str
-    split: EpisodeSplit
-
-    @property
-    def category(self) -> str:
-        return self.spec.category
-
-    @property
-    def domain(self) -> str:
-        return self.spec.domain
-
-    @property
-    def expected(self) -> str:
-        return self.spec.expected
-
-    @property
-    def has_injection(self) -> bool:
-        return self.spec.injection is not None
-
-
-def _line_of(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
-    """The 1-based line of the YAML node at ``loc`` (or of its nearest parent)."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if getattr(key_node, "value", None) == part or (
-                    part == "not_" and getattr(key_node, "value", None) == "not"
-                ):
-                    node = value_node
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-        else:
-            # Union members appear in pydantic locations as tag names: skip them.
-            continue
-        line = node.start_mark.line + 1
-    return line
-
-
-def _field_name(loc: Sequence[int | str]) -> str:
-    return ".".join(str(part) for part in loc)
-
+__all__ = ["EpisodeSplit", "ScenarioVariant", "expand", "iter_scenario_files", "load_file",
+           "load_paths", "parse_yaml", "validate_spec"]
 
 def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
     """Parse YAML text into data and its node tree (for line numbers)."""
@@ -108,32 +54,6 @@ def validate_spec(data: Any, node: yaml.Node | None, source: str) -> ScenarioSpe
         return ScenarioSpec.model_validate(data, context=TEMPLATE_CONTEXT)
     except ValidationError as exc:
         raise validation_error(exc, node, source, prefix="") from None
-
-
-def validation_error(
-    exc: ValidationError, node: yaml.Node | None, source: str, *, prefix: str
-) -> ScenarioError:
-    """The first pydantic error of ``exc`` as a ScenarioError with file, line and field."""
-    first = exc.errors()[0]
-    loc = [part for part in first["loc"] if not _is_union_tag(part)]
-    return ScenarioError(
-        prefix + first["msg"] + _more(exc),
-        file=source,
-        line=_line_of(node, loc),
-        field=_field_name(loc) or None,
-    )
-
-
-def _is_union_tag(part: int | str) -> bool:
-    return isinstance(part, str) and (
-        part.startswith(("tagged-union", "function-")) or part[:1].isupper()
-        or part in ("str", "int", "float", "bool", "list[...]", "list[str]")
-    )
-
-
-def _more(exc: ValidationError) -> str:
-    count = exc.error_count()
-    return f" (and {count - 1} more error{'s' if count > 2 else ''})" if count > 1 else ""
 
 
 def auto_split(variant_id: str, domain: str) -> EpisodeSplit:
@@ -185,8 +105,6 @@ def load_file(path: str | Path) -> list[ScenarioVariant]:
     spec = validate_spec(data, node, source)
     variants = expand(spec, data, source)
     # Dry run: resolve every variant once so template mistakes surface at load time.
-    from mosaic_gym.scenario.resolve import resolve
-
     for variant in variants:
         resolve(variant, seed=0, node=node)
     return variants

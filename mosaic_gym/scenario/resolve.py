@@ -20,12 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from mosaic_gym.errors import ScenarioError
-from mosaic_gym.scenario.loader import (
-    ScenarioVariant,
-    _field_name,
-    _line_of,
-    validation_error,
-)
+from mosaic_gym.scenario.locate import field_name, line_of, validation_error
 from mosaic_gym.scenario.schema import (
     INJECTION_SLOT,
     ChoiceValue,
@@ -34,6 +29,7 @@ from mosaic_gym.scenario.schema import (
     SecretSpec,
     ValueSpec,
 )
+from mosaic_gym.scenario.variant import ScenarioVariant
 
 #: Stands for the attack payload inside resolved world content. Private-use
 #: code points, so no scenario text or Faker value can contain it by accident.
@@ -86,8 +82,8 @@ class _Resolver:
         return ScenarioError(
             message,
             file=self.variant.source,
-            line=_line_of(self.node, loc) if self.node is not None else None,
-            field=_field_name(loc),
+            line=line_of(self.node, loc) if self.node is not None else None,
+            field=field_name(loc),
         )
 
     def value(self, spec: ValueSpec, loc: tuple[int | str, ...]) -> Any:

@@ -16,8 +16,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, get_args, get_origin
 
-from mosaic_gym.errors import ToolError, ToolRegistrationError
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
 from mosaic_gym.core.events import EFFECTS, Effect
+from mosaic_gym.errors import ToolError, ToolRegistrationError
 
 _JSON_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
 _ARG_LINE = re.compile(r"^\s+(\w+)(?:\s*\([^)]*\))?:\s*(.+)$")
@@ -35,6 +37,8 @@ class Tool:
     #: Does it touch the sandbox's files (so a snapshot is needed after it)?
     uses_sandbox: bool = False
     terminal: bool = False
+    #: The pydantic model that validates a call's arguments (built from the signature).
+    arguments_model: type[BaseModel] = BaseModel
 
     @property
     def schema(self) -> dict[str, Any]:
@@ -43,49 +47,53 @@ class Tool:
             "name": self.name, "description": self.description, "parameters": self.parameters}}
 
     def validate(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
-        """Check and coerce agent-supplied arguments; raise ToolError if wrong."""
-        props = self.parameters["properties"]
-        unknown = [key for key in arguments if key not in props]
-        if unknown:
-            raise ToolError(f"{self.name}: unknown argument(s) {', '.join(map(str, unknown))}; "
-                            f"expected: {', '.join(props) or 'none'}")
-        missing = [key for key in self.required if key not in arguments]
-        if missing:
-            raise ToolError(f"{self.name}: missing required argument(s) {', '.join(missing)}")
-        clean: dict[str, Any] = {}
-        for key, value in arguments.items():
-            clean[key] = _coerce(self.name, key, props[key], value)
-        return clean
+        """Check and coerce agent-supplied arguments with the tool's pydantic model.
+
+        Raises ``ToolError`` naming the tool and each bad argument (unknown, missing, or of
+        the wrong type), so the agent can correct its call.
+        """
+        try:
+            model = self.arguments_model.model_validate(dict(arguments))
+        except ValidationError as exc:
+            raise ToolError(_describe(self, exc)) from None
+        return {key: getattr(model, key) for key in arguments}
 
 
-def _coerce(tool: str, key: str, schema: Mapping[str, Any], value: Any) -> Any:
-    kind = schema.get("type")
-    try:
-        if kind == "string":
-            if isinstance(value, (dict, list)):
-                raise TypeError
-            return value if isinstance(value, str) else str(value)
-        if kind == "integer":
-            if isinstance(value, bool):
-                raise TypeError
-            return int(value)
-        if kind == "number":
-            if isinstance(value, bool):
-                raise TypeError
-            number = float(value)
-            if number != number or number in (float("inf"), float("-inf")):
-                raise ValueError
-            return number
-        if kind == "boolean":
-            if isinstance(value, str):
-                return value.strip().lower() in ("true", "1", "yes")
-            return bool(value)
-        if kind == "array":
-            items = value if isinstance(value, list) else [value]
-            return [_coerce(tool, key, schema.get("items", {}), item) for item in items]
-    except (TypeError, ValueError, OverflowError):
-        raise ToolError(f"{tool}: argument {key!r} must be of type {kind}") from None
-    return value
+def _describe(item: Tool, exc: ValidationError) -> str:
+    """One agent-readable sentence per problem of a call's arguments."""
+    props = item.parameters["properties"]
+    errors = exc.errors()
+    unknown = [str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden"]
+    missing = [str(e["loc"][0]) for e in errors if e["type"] == "missing"]
+    parts = []
+    if unknown:
+        parts.append(f"unknown argument(s) {', '.join(unknown)}; expected: "
+                     f"{', '.join(props) or 'none'}")
+    if missing:
+        parts.append(f"missing required argument(s) {', '.join(missing)}")
+    for error in errors:
+        if error["type"] in ("extra_forbidden", "missing") or not error["loc"]:
+            continue
+        key = str(error["loc"][0])
+        kind = props.get(key, {}).get("type", "the declared type")
+        parts.append(f"argument {key!r} must be of type {kind}")
+    return f"{item.name}: " + "; ".join(dict.fromkeys(parts))
+
+
+def _arguments_model(name: str, params: list[inspect.Parameter],
+                     hints: Mapping[str, Any]) -> type[BaseModel]:
+    """A pydantic model of a tool's arguments, built from its signature.
+
+    Lax coercion, as an agent writing JSON needs it ("12.5" for a number, 3 for a string),
+    never silent loss: NaN and infinities are refused, and so are unknown arguments.
+    """
+    fields: dict[str, Any] = {}
+    for param in params:
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[param.name] = (hints[param.name], default)
+    config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, allow_inf_nan=False)
+    model: type[BaseModel] = create_model(f"{name}_arguments", __config__=config, **fields)
+    return model
 
 
 def _json_type(annotation: Any) -> dict[str, Any]:
@@ -166,7 +174,7 @@ def make_tool(function: Callable[..., str], *, effect: Effect, name: str | None 
         properties[param.name] = prop
     parameters = {"type": "object", "properties": properties, "required": required}
     return Tool(tool_name, function, effect, description, parameters, tuple(required),
-                uses_sandbox, terminal)
+                uses_sandbox, terminal, _arguments_model(tool_name, params, hints))
 
 
 class ToolRegistry:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mosaic_gym.errors import ToolError
+from mosaic_gym.protocol import REFUSAL_TOOL
 from mosaic_gym.tools.builtin import _cap, _os_error, _path
 from mosaic_gym.tools.registry import tool
 from mosaic_gym.world.world import World
@@ -271,7 +272,6 @@ def delete_contact(world: World, name: str) -> str:
 
 
 # -- the terminal tool --------------------------------------------------------------
-REFUSAL_TOOL = "refusal_tool"
 
 
 @tool("read", terminal=True, name=REFUSAL_TOOL)

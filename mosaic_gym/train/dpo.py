@@ -1,7 +1,7 @@
 """DPO on oracle-ranked pairs of the model's own rollouts (TRL ``DPOTrainer``).
 
 1. **Collect**: the model plays groups of ``k`` rollouts of the same episodes
-   (:class:`~mosaic_gym.train.collect.LockstepCollector` with a sampling
+   (:class:`~mosaic_gym.rollout.collect.LockstepCollector` with a sampling
    :class:`~mosaic_gym.agent.models.transformers_policy.TransformersPolicy`), written as a
    ``mosaic-collect/1`` JSONL file (``<out>/groups.jsonl``).
 2. **Pair**: :func:`~mosaic_gym.train.pairs.build_dpo_pairs` turns each group into
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,63 +97,15 @@ def _tokenize_or_flag(row: Mapping[str, Any], tokenizer: Any) -> dict[str, Any]:
 # -- TRL pieces -----------------------------------------------------------------------------
 
 def _collator_class() -> type:
-    from trl.trainer.dpo_trainer import DataCollatorForPreference
-    from trl.trainer.utils import pad
+    from mosaic_gym.train.compat.trl import masked_preference_collator
 
-    @dataclass
-    class MaskedPreferenceCollator(DataCollatorForPreference):
-        """``DataCollatorForPreference`` whose completion mask is the rows' loss mask."""
-
-        def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-            import torch
-
-            output = super().torch_call(examples)
-            masks = ([[0] * len(e["prompt_ids"]) + list(e["chosen_loss_mask"]) for e in examples]
-                     + [[0] * len(e["prompt_ids"]) + list(e["rejected_loss_mask"])
-                        for e in examples])
-            if self.max_length is not None:
-                keep = (slice(None, self.max_length) if self.truncation_mode == "keep_start"
-                        else slice(-self.max_length, None))
-                masks = [m[keep] for m in masks]
-            padded = pad([torch.tensor(m, dtype=torch.long) for m in masks], padding_value=0,
-                         padding_side="right", pad_to_multiple_of=self.pad_to_multiple_of)
-            if padded.shape != output["completion_mask"].shape:
-                raise RuntimeError("loss mask and completion mask disagree in shape")
-            output["completion_mask"] = padded
-            return output
-
-    return MaskedPreferenceCollator
+    return masked_preference_collator()
 
 
 def _trainer_class() -> type:
-    from trl import DPOTrainer
+    from mosaic_gym.train.compat.trl import masked_dpo_trainer
 
-    class MaskedDPOTrainer(DPOTrainer):
-        """``DPOTrainer`` for multi-turn completions: only the agent's tokens are scored."""
-
-        def _prepare_dataset(self, dataset: Any, processing_class: Any, args: Any,
-                             dataset_name: str) -> Any:
-            tokenizer = getattr(processing_class, "tokenizer", processing_class)
-            columns = list(dataset.column_names)
-            dataset = dataset.map(_tokenize_or_flag, fn_kwargs={"tokenizer": tokenizer},
-                                  remove_columns=columns, desc=f"Tokenizing {dataset_name}")
-            before = len(dataset)
-            dataset = dataset.filter(lambda row: not row["skip"]).remove_columns("skip")
-            if len(dataset) < before:
-                print(f"dpo: dropped {before - len(dataset)} of {before} pairs the chat "
-                      "template cannot mask turn by turn")
-            if args.max_length is not None and args.truncation_mode == "keep_start":
-                dataset = dataset.filter(lambda row: len(row["prompt_ids"]) < args.max_length)
-            if len(dataset) == 0:
-                raise ValueError(f"no usable preference pairs left in {dataset_name}")
-            return dataset
-
-        def _set_signature_columns_if_needed(self) -> None:
-            super()._set_signature_columns_if_needed()
-            columns: list[str] = list(self._signature_columns or [])
-            self._signature_columns = [*columns, *LOSS_MASK_COLUMNS]  # type: ignore[assignment]
-
-    return MaskedDPOTrainer
+    return masked_dpo_trainer(_tokenize_or_flag, LOSS_MASK_COLUMNS)
 
 
 # -- collection and training ----------------------------------------------------------------
@@ -164,63 +115,56 @@ def collect_groups(model: str | Path, out: str | Path, *, env_id: str = "mosaic/
                    limit: int | None = None, k: int = 4, backend: str = "fake",
                    max_steps: int | None = None, temperature: float = 1.0, top_p: float = 1.0,
                    max_new_tokens: int = 256, num_envs: int = 16, seed: int = 0,
-                   chat_template: str | None = None, stratify: bool = False,
-                   quiet: bool = False) -> Path:
+                   chat_template: str | None = None, quiet: bool = False) -> Path:
     """Let ``model`` play ``k`` sampled rollouts of each episode; write the groups to ``out``.
 
-    With ``limit``, a seeded random subset of the episodes (spread over the library, unlike
-    ``collect``'s first-N); with ``stratify`` too, drawn round-robin over the categories
-    (:func:`~mosaic_gym.runner.episode_subset`). The file is a ``mosaic-collect/1`` JSONL (see
-    :mod:`mosaic_gym.train.collect`); an existing file is resumed.
+    With ``limit``, a seeded subset of the episodes drawn round-robin over the categories
+    (:func:`~mosaic_gym.rollout.plan.episode_subset`). The file is a collection file (see
+    :mod:`mosaic_gym.rollout.collect`); an existing one of the same settings is resumed.
     """
     from rich.progress import track
 
     from mosaic_gym.agent.models.transformers_policy import TransformersPolicy
-    from mosaic_gym.evaluate import make_env
-    from mosaic_gym.runner import episode_subset
-    from mosaic_gym.train.collect import (
-        FORMAT,
-        GroupSpec,
-        GroupWriter,
-        LockstepCollector,
-        plan_groups,
-    )
+    from mosaic_gym.envs.registration import make_env
+    from mosaic_gym.rollout.collect import FORMAT, RESUME_FIELDS, plan_groups
+    from mosaic_gym.rollout.driver import play_groups
+    from mosaic_gym.rollout.store import JsonlStore, group_row, now
 
-    probe = make_env(env_id, split=split, backend=backend, attack="none")
+    env_kwargs = {"split": split, "backend": backend, "attack": "none",
+                  "max_steps": max_steps}
+    probe = make_env(env_id, **env_kwargs)
     try:
-        specs = plan_groups(probe, seeds, attack=attack)
-        category = ({variant.id: variant.category for variant in probe.unwrapped.pool}
-                    if stratify else None)
+        specs = plan_groups(probe, seeds, attack=attack, limit=limit, seed=seed)
     finally:
         probe.close()
-    specs = episode_subset(specs, limit, seed, category)
     policy = TransformersPolicy(str(model), sampling={
         "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
         "seed": seed}, batch_size=num_envs, template=chat_template,
         name=f"transformers:{model}")
-    header = {"type": "header", "format": FORMAT, "policy": policy.name, "env": env_id, "k": k,
-              "split": split, "attack": attack, "backend": backend, "scenario": None,
-              "seeds": list(seeds), "limit": limit}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    collector = LockstepCollector(policy, env_id=env_id, k=k, num_envs=num_envs, split=split,
-                                  backend=backend, max_steps=max_steps)
+    settings = {"format": FORMAT, "policy": policy.name, "env": env_id, "k": k,
+                "split": split, "attack": attack, "backend": backend, "scenario": None,
+                "seeds": list(seeds), "limit": limit, "created": now()}
+    envs = [make_env(env_id, **env_kwargs) for _ in range(num_envs)]
     try:
-        with GroupWriter(out, header) as writer:
-            todo: list[GroupSpec] = [s for s in specs if s.key not in writer.done]
-            for group in track(collector.run(todo), total=len(todo), disable=quiet,
-                               description=f"collecting {k} rollouts x {len(todo)} episodes"):
-                writer.write(group)
+        with JsonlStore(out, settings, key=lambda row: str(row.get("key")),
+                        must_match=RESUME_FIELDS) as store:
+            todo = [s for s in specs if s.key not in store.done]
+            groups = play_groups(envs, policy, todo, k)
+            for spec, rollouts in track(groups, total=len(todo), disable=quiet,
+                                        description=f"collecting {k} rollouts x "
+                                                    f"{len(todo)} episodes"):
+                store.write(group_row(spec, rollouts))
     finally:
-        collector.close()
-    return out
+        for env in envs:
+            env.close()
+    return Path(out)
 
 
 def preference_rows(groups_path: str | Path, *, l0: int = 400,
                     length_penalty: bool = True) -> list[dict[str, Any]]:
     """DPO rows from a collection file, ranked by the preference oracle."""
     from mosaic_gym.judge.preference import PreferenceOracle
-    from mosaic_gym.train.collect import read_groups
+    from mosaic_gym.rollout.collect import read_groups
     from mosaic_gym.train.pairs import build_dpo_pairs
 
     groups = list(read_groups(groups_path))
@@ -286,7 +230,7 @@ def run_dpo(model: str | Path, out_dir: str | Path, *, env_id: str = "mosaic/All
             temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 256,
             max_steps: int | None = None, epochs: float = 1.0, seed: int = 0,
             trl: Mapping[str, Any] | None = None, name: str | None = None,
-            chat_template: str | None = None, num_envs: int = 16, stratify: bool = False,
+            chat_template: str | None = None, num_envs: int = 16,
             quiet: bool = False) -> Path:
     """Collect, pair and train; writes ``groups.jsonl`` and ``mosaic_train.json`` too."""
     out = Path(out_dir)
@@ -295,11 +239,11 @@ def run_dpo(model: str | Path, out_dir: str | Path, *, env_id: str = "mosaic/All
                             max_steps=env_max_steps, temperature=temperature, top_p=top_p,
                             max_new_tokens=max_new_tokens, seed=seed,
                             chat_template=chat_template, num_envs=num_envs,
-                            stratify=stratify, quiet=quiet)
+                            quiet=quiet)
     rows = preference_rows(groups, l0=l0, length_penalty=length_penalty)
     train_dpo(model, rows, out, seed=seed, max_steps=max_steps, epochs=epochs, trl=trl,
               name=name, chat_template=chat_template, quiet=quiet)
-    from mosaic_gym.train.collect import read_groups
+    from mosaic_gym.rollout.collect import read_groups
 
     summary = {"method": "dpo", "model": str(model), "seed": seed, "k": k, "l0": l0,
                "groups": sum(1 for _ in read_groups(groups)), "pairs": len(rows),
@@ -318,4 +262,4 @@ def run_dpo_recipe(recipe: Any, *, quiet: bool = False) -> Path:
                    top_p=gen.top_p, max_new_tokens=gen.max_new_tokens,
                    max_steps=recipe.max_steps, epochs=recipe.epochs, seed=recipe.seed,
                    trl=recipe.trl, name=recipe.name, chat_template=recipe.chat_template,
-                   stratify=env.stratify, quiet=quiet)
+                   quiet=quiet)

@@ -35,7 +35,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mosaic_gym.agent.models.chat import chat_messages
-from mosaic_gym.train.trl_env import MosaicTRLEnv, episode_of, episode_rows
+from mosaic_gym.core.trajectory import Trajectory
+from mosaic_gym.envs.rewards import sparse
+from mosaic_gym.train.trl_env import episode_of, episode_rows
 
 RewardKind = Literal["pairwise", "scalar"]
 
@@ -124,12 +126,18 @@ def observation_ids(tokenizer: Any, messages: Sequence[dict[str, Any]], turn_end
 class MosaicRollout:
     """TRL ``rollout_func``: plays each prompt's MOSAIC episode to its end.
 
+    The episodes are played by the one rollout driver (:class:`~mosaic_gym.rollout.driver.
+    Lockstep`, one slot per prompt) with :class:`TrainerActor`, which generates every live
+    episode's next turn with the trainer and keeps each rollout's token sequence.
+
     Args:
-        env_id, backend, max_steps, scenario_paths: for :class:`MosaicTRLEnv`.
+        env_id, backend, max_steps, scenario_paths: for the environments (built once, reset
+            per rollout).
 
     Returns (per call) ``prompt_ids``, ``completion_ids``, ``logprobs`` (``None`` unless the
     backend reports them), ``env_mask`` (1 agent tokens, 0 environment tokens) and
-    ``mosaic_record`` (each finished episode's trajectory record, with ``env_reward``).
+    ``mosaic_record`` (each finished episode's trajectory record as JSON, with
+    ``env_reward``).
     """
 
     __name__ = "mosaic_rollout"
@@ -137,80 +145,133 @@ class MosaicRollout:
     def __init__(self, env_id: str = "mosaic/All-v0", *, backend: str = "fake",
                  max_steps: int | None = None,
                  scenario_paths: Sequence[str | Path] | None = None) -> None:
-        self._make = lambda: MosaicTRLEnv(env_id, backend=backend, max_steps=max_steps,
-                                          scenario_paths=scenario_paths)
-        self.pool: list[MosaicTRLEnv] = []
+        from mosaic_gym.envs.registration import make_env
+
+        self._make = lambda: make_env(env_id, split="all", backend=backend, attack="none",
+                                      max_steps=max_steps, scenario_paths=list(scenario_paths)
+                                      if scenario_paths else None)
+        self.pool: list[Any] = []
         self.episodes_played = 0
 
-    def environments(self, count: int) -> list[MosaicTRLEnv]:
+    def environments(self, count: int) -> list[Any]:
         """``count`` environments, built once and reused (reset per rollout)."""
         while len(self.pool) < count:
             self.pool.append(self._make())
         return self.pool[:count]
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
-        generate = getattr(trainer, "_generate_single_turn", None)
-        if generate is None:
-            raise RuntimeError("this TRL version has no GRPOTrainer._generate_single_turn; "
-                               "mosaic_gym.train.grpo is written against trl 1.16")
-        processing = trainer.processing_class
-        tokenizer = getattr(processing, "tokenizer", processing)
-        kwargs = dict(getattr(trainer, "chat_template_kwargs", None) or {})
-        envs = self.environments(len(prompts))
-        for env, prompt in zip(envs, prompts, strict=True):
-            env.reset(**episode_of(prompt))
-        seqs = [_Tokens(encode(tokenizer, render_chat(tokenizer, env.messages, env.tools,
-                                                      add_generation_prompt=True, **kwargs)))
-                for env in envs]
-        per_turn = int(trainer.max_completion_length)
-        context = _context_length(trainer)
-        end_text = turn_end_text(tokenizer, **kwargs)
-        closing = encode(tokenizer, end_text) if end_text else []
-        stops = set(getattr(trainer, "eos_token_ids", None) or []) | {tokenizer.eos_token_id}
-        # With several processes every generate call is collective (vLLM server gathers the
-        # prompts, ZeRO-3 gathers weights), so all processes generate for all their rollouts
-        # each turn, finished ones included (their output is dropped).
-        lockstep = trainer.accelerator.num_processes > 1
-        while True:
-            for env, seq in zip(envs, seqs, strict=True):
-                if not env.done and seq.length + per_turn > context:
-                    env.truncate()
-            active = [i for i, env in enumerate(envs) if not env.done]
-            if not _anywhere(trainer, len(active)):
-                break
-            batch = list(range(len(envs))) if lockstep else active
-            inputs = [seqs[i].prompt_ids + seqs[i].completion_ids for i in batch]
-            new_ids, new_logprobs = generate(inputs, None, {}, 1)
-            for j, i in enumerate(batch):
-                env, seq = envs[i], seqs[i]
-                if env.done:
-                    continue
-                ids = [int(t) for t in new_ids[j]]
-                seq.add(ids, 1, None if new_logprobs is None else new_logprobs[j])
-                turn_end = len(env.messages) + 1
-                if env.act(tokenizer.decode(ids, skip_special_tokens=True)):
-                    continue
-                # A turn cut by the token budget gets its end-of-turn marker (as context).
-                reply = ([] if ids and ids[-1] in stops else closing) + observation_ids(
-                    tokenizer, env.messages, turn_end, env.tools, end_text, **kwargs)
-                seq.add(reply, 0, [0.0] * len(reply))
-        records = []
-        for env in envs:
-            record = env.trajectory()
-            record["env_reward"] = env.get_reward()
-            records.append(record)
-        self.episodes_played += len(envs)
-        logprobs = [s.logprobs for s in seqs]
-        return {"prompt_ids": [s.prompt_ids for s in seqs],
-                "completion_ids": [s.completion_ids for s in seqs],
+        from mosaic_gym.rollout.driver import Job, Lockstep
+        from mosaic_gym.rollout.plan import EpisodeSpec
+        from mosaic_gym.train.compat.trl import generate_single_turn
+
+        jobs: list[Job] = []
+        seen: dict[str, int] = {}
+        for prompt in prompts:
+            key = episode_of(prompt)
+            spec = EpisodeSpec(key["scenario_id"], key["attack"], key["seed"])
+            jobs.append(Job(spec, seen.get(spec.key, 0)))
+            seen[spec.key] = seen.get(spec.key, 0) + 1
+        actor = TrainerActor(trainer, len(prompts), generate_single_turn(trainer))
+        position = {job: i for i, job in enumerate(jobs)}
+        records: list[dict[str, Any] | None] = [None] * len(prompts)
+        seqs: list[_Tokens | None] = [None] * len(prompts)
+        driver = Lockstep(self.environments(len(prompts)), actor)
+        for job, record in driver.run(jobs):
+            i = position[job]
+            seqs[i] = actor.finished[job]
+            reward = float(sparse(record.outcome)) if record.outcome is not None else -1.0
+            records[i] = record.model_copy(update={"env_reward": reward}).model_dump(mode="json")
+        self.episodes_played += len(prompts)
+        done = [s for s in seqs if s is not None]
+        logprobs = [s.logprobs for s in done]
+        return {"prompt_ids": [s.prompt_ids for s in done],
+                "completion_ids": [s.completion_ids for s in done],
                 "logprobs": None if any(lp is None for lp in logprobs) else logprobs,
-                "env_mask": [s.env_mask for s in seqs],
-                "mosaic_record": records}
+                "env_mask": [s.env_mask for s in done],
+                "mosaic_record": [r for r in records if r is not None]}
+
+
+class TrainerActor:
+    """The driver's :class:`~mosaic_gym.rollout.driver.Actor` for GRPO: the trainer writes the
+    turns, and each slot keeps the token sequence TRL trains on (agent tokens unmasked, tool
+    outputs and format-error feedback masked). A slot whose next turn would not fit the
+    model's context is ended, judged as it stands."""
+
+    name = "grpo"
+
+    def __init__(self, trainer: Any, slots: int, generate: Any) -> None:
+        processing = trainer.processing_class
+        self.trainer = trainer
+        self.generate = generate
+        self.tokenizer = getattr(processing, "tokenizer", processing)
+        self.kwargs = dict(getattr(trainer, "chat_template_kwargs", None) or {})
+        self.per_turn = int(trainer.max_completion_length)
+        self.context = _context_length(trainer)
+        self.end_text = turn_end_text(self.tokenizer, **self.kwargs)
+        self.closing = encode(self.tokenizer, self.end_text) if self.end_text else []
+        self.stops = (set(getattr(trainer, "eos_token_ids", None) or [])
+                      | {self.tokenizer.eos_token_id})
+        # With several processes every generate call is collective (vLLM server gathers the
+        # prompts, ZeRO-3 gathers weights), so all processes generate for all their slots
+        # each turn, finished ones included (their output is dropped).
+        self.lockstep = trainer.accelerator.num_processes > 1
+        self.seqs: list[_Tokens | None] = [None] * slots
+        self.turn_end: list[int] = [0] * slots
+        self.last_ids: list[list[int]] = [[] for _ in range(slots)]
+        self.finished: dict[Any, _Tokens] = {}
+        self._jobs: list[Any] = [None] * slots
+
+    def start(self, slot: Any) -> None:
+        text = render_chat(self.tokenizer, slot.messages, slot.tools, add_generation_prompt=True,
+                           **self.kwargs)
+        self.seqs[slot.number] = _Tokens(encode(self.tokenizer, text))
+        self._jobs[slot.number] = slot.job
+
+    def keep_going(self, live: int) -> bool:
+        return _anywhere(self.trainer, live)
+
+    def act(self, live: Sequence[Any]) -> list[str | None]:
+        fits = {s.number for s in live if self._seq(s.number).length + self.per_turn
+                <= self.context}
+        numbers = ([i for i, seq in enumerate(self.seqs) if seq is not None] if self.lockstep
+                   else sorted(fits))
+        texts: dict[int, str] = {}
+        if numbers:
+            inputs = [self._seq(i).prompt_ids + self._seq(i).completion_ids for i in numbers]
+            new_ids, new_logprobs = self.generate(inputs)
+            for j, i in enumerate(numbers):
+                if i not in fits:
+                    continue  # finished elsewhere, or out of context: output dropped
+                ids = [int(t) for t in new_ids[j]]
+                self._seq(i).add(ids, 1, None if new_logprobs is None else new_logprobs[j])
+                self.last_ids[i] = ids
+                texts[i] = self.tokenizer.decode(ids, skip_special_tokens=True)
+        for slot in live:
+            self.turn_end[slot.number] = len(slot.messages) + 1
+        return [texts.get(slot.number) for slot in live]
+
+    def observe(self, slot: Any, done: bool) -> None:
+        if done:
+            self.finished[self._jobs[slot.number]] = self._seq(slot.number)
+            return
+        ids = self.last_ids[slot.number]
+        # A turn cut by the token budget gets its end-of-turn marker (as context).
+        reply = ([] if ids and ids[-1] in self.stops else self.closing) + observation_ids(
+            self.tokenizer, slot.messages, self.turn_end[slot.number], slot.tools,
+            self.end_text, **self.kwargs)
+        self._seq(slot.number).add(reply, 0, [0.0] * len(reply))
+
+    def _seq(self, number: int) -> _Tokens:
+        seq = self.seqs[number]
+        assert seq is not None
+        return seq
 
 
 def _context_length(trainer: Any) -> int:
     if getattr(trainer, "use_vllm", False) and getattr(trainer, "vllm_mode", "") == "colocate":
-        return int(trainer.vllm_generation.llm.llm_engine.model_config.max_model_len)
+        from mosaic_gym.train.compat.trl import colocated_vllm_max_len
+
+        return colocated_vllm_max_len(trainer)
     config = trainer.model.config
     config = config.get_text_config() if hasattr(config, "get_text_config") else config
     return int(getattr(config, "max_position_embeddings", 1 << 30))
@@ -250,8 +311,8 @@ def _gathered(local: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     return [record for part in per_process for record in part], offset
 
 
-def _episode_id(record: dict[str, Any]) -> str:
-    return json.dumps(record.get("episode") or {}, sort_keys=True)
+def _episode_id(record: Any) -> str:
+    return Trajectory.load(record).episode_key
 
 
 def group_rewards(records: Sequence[dict[str, Any]], k: int, oracle: Any) -> list[float]:
@@ -338,12 +399,12 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
              temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 256,
              use_vllm: bool | Literal["auto"] = "auto", vllm_mode: str = "colocate",
              trl: dict[str, Any] | None = None, name: str | None = None,
-             chat_template: str | None = None, stratify: bool = False,
+             chat_template: str | None = None,
              quiet: bool = False) -> Path:
     """Train ``model`` with GRPO on MOSAIC episodes; save it to ``out_dir`` and return it.
 
     ``limit`` trains on a seeded subset of the episodes, drawn round-robin over the
-    categories with ``stratify`` (see :func:`~mosaic_gym.train.trl_env.episode_rows`).
+    categories (see :func:`~mosaic_gym.train.trl_env.episode_rows`).
     Also writes ``out_dir/mosaic_train.json`` (settings, seeds, per-step logs). ``trl``
     overrides :class:`trl.GRPOConfig` fields; unknown keys raise
     :class:`~mosaic_gym.train.recipes.RecipeError`.
@@ -368,8 +429,7 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
     if vllm and not vllm_available():
         raise RuntimeError("use_vllm is true but vLLM is not importable or no GPU is present")
     rows = episode_rows(env_id=env_id, split=split, attack=attack, seeds=seeds, limit=limit,
-                        seed=seed, backend=backend, scenario_paths=scenario_paths,
-                        stratify=stratify)
+                        seed=seed, backend=backend, scenario_paths=scenario_paths)
     tokenizer = AutoTokenizer.from_pretrained(str(model))
     tokenizer.padding_side = "left"
     if chat_template is not None:
@@ -433,4 +493,4 @@ def run_grpo_recipe(recipe: Any, *, quiet: bool = False) -> Path:
                     max_new_tokens=gen.max_new_tokens, use_vllm=gen.use_vllm,
                     vllm_mode=gen.vllm_mode, trl=recipe.trl, name=recipe.name,
                     chat_template=recipe.chat_template,
-                    stratify=env.stratify, quiet=quiet)
+                    quiet=quiet)

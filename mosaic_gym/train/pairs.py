@@ -49,6 +49,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from mosaic_gym.core.trajectory import Trajectory
 from mosaic_gym.judge.preference import PreferenceOracle
 
 Message = dict[str, str]
@@ -76,13 +77,13 @@ def shared_prefix(a: Sequence[Message], b: Sequence[Message]) -> int:
     return n
 
 
-def _rollouts(group: Any) -> list[Mapping[str, Any]]:
+def _rollouts(group: Any) -> list[Trajectory]:
     if isinstance(group, Mapping):
         if "rollouts" not in group:
             raise ValueError("a group must be a collection line with 'rollouts' or a list of "
                              "trajectory records")
-        return list(group["rollouts"])
-    return list(group)
+        return [Trajectory.load(r) for r in group["rollouts"]]
+    return [Trajectory.load(r) for r in group]
 
 
 def build_dpo_pairs(groups: Iterable[Any] | str | Path, oracle: PreferenceOracle | None = None,
@@ -102,7 +103,7 @@ def build_dpo_pairs(groups: Iterable[Any] | str | Path, oracle: PreferenceOracle
     if continuation not in ("full", "first_turn"):
         raise ValueError(f"continuation must be 'full' or 'first_turn', not {continuation!r}")
     if isinstance(groups, (str, Path)):
-        from mosaic_gym.train.collect import read_groups
+        from mosaic_gym.rollout.collect import read_groups
 
         groups = read_groups(groups)
     oracle = oracle or PreferenceOracle()
@@ -110,7 +111,8 @@ def build_dpo_pairs(groups: Iterable[Any] | str | Path, oracle: PreferenceOracle
     for group in groups:
         records = _rollouts(group)
         if skip_infra_errors:
-            records = [r for r in records if (r.get("outcome") or {}).get("infra_error") is None]
+            records = [r for r in records
+                       if r.outcome is not None and r.outcome.infra_error is None]
         if len(records) < 2:
             continue
         rewards = oracle.group_rewards(records)
@@ -127,17 +129,20 @@ def build_dpo_pairs(groups: Iterable[Any] | str | Path, oracle: PreferenceOracle
             row = make_row(records[i], records[j], continuation=continuation)
             if row is not None:
                 row.update(group_key=key, margin=rewards[i] - rewards[j])
-                if isinstance(group, Mapping) and "seed" in group:
-                    row["seed"] = group["seed"]  # the reset seed, rather than the episode's
+                if row["seed"] is None and isinstance(group, Mapping):
+                    row["seed"] = group.get("seed")  # records written before reset seeds
                 rows.append(row)
     return rows
 
 
-def make_row(chosen: Mapping[str, Any], rejected: Mapping[str, Any], *,
-             continuation: Literal["full", "first_turn"] = "full") -> dict[str, Any] | None:
-    """One conversational preference row (``None`` when the two chats are the same)."""
-    a = [_plain(m) for m in chosen["messages"]]
-    b = [_plain(m) for m in rejected["messages"]]
+def make_row(chosen: Trajectory | Mapping[str, Any], rejected: Trajectory | Mapping[str, Any],
+             *, continuation: Literal["full", "first_turn"] = "full") -> dict[str, Any] | None:
+    """One conversational preference row (``None`` when the two chats are the same).
+
+    ``seed`` is the reset seed of the episode (the one to replay it with)."""
+    chosen, rejected = Trajectory.load(chosen), Trajectory.load(rejected)
+    a = [_plain(m) for m in chosen.messages]
+    b = [_plain(m) for m in rejected.messages]
     if a == b:
         return None
     n = shared_prefix(a, b)
@@ -148,7 +153,7 @@ def make_row(chosen: Mapping[str, Any], rejected: Mapping[str, Any], *,
         return None  # one chat is a prefix of the other: nothing to prefer
     return {
         "prompt": a[:n], "chosen": chosen_part, "rejected": rejected_part,
-        "tools": json.dumps(chosen.get("tools") or [], ensure_ascii=False),
-        "scenario_id": chosen.get("scenario_id"), "attack": chosen.get("attack"),
-        "seed": chosen.get("seed"), "category": chosen.get("category"),
+        "tools": json.dumps(chosen.tools, ensure_ascii=False),
+        "scenario_id": chosen.scenario_id, "attack": chosen.attack,
+        "seed": chosen.reset_seed, "category": chosen.category,
     }

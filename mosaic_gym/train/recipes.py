@@ -46,11 +46,9 @@ class EnvSettings(_Strict):
     attack: str = Field(default="all",
                         description="all (every strategy), none, or one strategy.")
     seeds: list[int] = Field(default_factory=lambda: [0], description="Reset seeds.")
-    limit: int | None = Field(default=None, ge=1, description="Use at most this many episodes.")
-    stratify: bool = Field(default=False,
-                           description="With limit: draw the episodes round-robin over the "
-                                       "categories (attacked injection episodes otherwise "
-                                       "dominate a random draw).")
+    limit: int | None = Field(default=None, ge=1,
+                              description="Use at most this many episodes, drawn round-robin "
+                                          "over the categories.")
     backend: Literal["fake", "docker"] = "fake"
     max_steps: int | None = Field(default=None, ge=1, description="Agent turns per episode.")
     scenario_paths: list[str] | None = Field(default=None,
@@ -187,6 +185,12 @@ def config_class_for(method: str) -> type:
     return {"sft": trl.SFTConfig, "dpo": trl.DPOConfig}.get(method, trl.GRPOConfig)
 
 
+#: ``trl`` keys an sft recipe may set, and the ``run_sft`` argument each one becomes.
+SFT_KEYS = {"learning_rate": "learning_rate", "per_device_train_batch_size": "batch_size",
+             "gradient_accumulation_steps": "grad_accum", "max_length": "max_length",
+             "warmup_steps": "warmup"}
+
+
 def check_trl_keys(config_class: type, recipe: TrainRecipe) -> None:
     """Raise :class:`RecipeError` for ``trl`` keys the config class does not have (with the
     closest names). SFT recipes accept a fixed subset (see ``run_sft_recipe``)."""
@@ -194,7 +198,7 @@ def check_trl_keys(config_class: type, recipe: TrainRecipe) -> None:
 
     known = {f.name for f in dataclasses.fields(config_class)}
     if recipe.method == "sft":
-        known &= set(_SFT_KEYS)
+        known &= set(SFT_KEYS)
     unknown = [key for key in recipe.trl if key not in known]
     if unknown:
         hints = []
@@ -235,54 +239,3 @@ def precision_flags() -> dict[str, Any]:
     import torch
 
     return {"bf16": bool(torch.cuda.is_bf16_supported()), "fp16": False}
-
-
-def resolve_model(recipe: TrainRecipe, *, quiet: bool = False) -> str:
-    """The starting model: ``tiny`` is built into ``<output_dir>/base`` (once) first."""
-    if recipe.model != "tiny":
-        return recipe.model
-    from mosaic_gym.train.tiny import build_tiny
-
-    base = Path(recipe.output_dir) / "base"
-    if not (base / "config.json").is_file():
-        if not quiet:
-            print(f"building the tiny model into {base}")
-        paths = recipe.env.scenario_paths
-        try:
-            build_tiny(base, scenario_paths=paths, seed=recipe.seed, **recipe.tiny)
-        except TypeError as exc:
-            raise RecipeError(f"recipe {recipe.name or 'sft'}: bad tiny settings: {exc}") from None
-    return str(base)
-
-
-#: ``trl`` keys an sft recipe may set, and the ``run_sft`` argument each one becomes.
-_SFT_KEYS = {"learning_rate": "learning_rate", "per_device_train_batch_size": "batch_size",
-             "gradient_accumulation_steps": "grad_accum", "max_length": "max_length",
-             "warmup_steps": "warmup"}
-
-
-def run_sft_recipe(recipe: TrainRecipe, *, quiet: bool = False) -> Path:
-    """SFT on the trajectories of a scripted baseline (``sft_policy``), via ``run_sft``."""
-    from mosaic_gym.train.sft import run_sft
-
-    check_trl_keys(config_class_for("sft"), recipe)
-    model = resolve_model(recipe, quiet=quiet)
-    extra = {_SFT_KEYS[key]: value for key, value in recipe.trl.items()}
-    return Path(run_sft(model, recipe.output_dir, policy=recipe.sft_policy,
-                        split=recipe.env.split, seeds=recipe.env.seeds, attack=recipe.env.attack,
-                        max_steps=recipe.max_steps or -1, epochs=recipe.epochs, seed=recipe.seed,
-                        scenario_paths=recipe.env.scenario_paths, limit=recipe.env.limit,
-                        refusal_share=recipe.sft_refusal_share, progress=not quiet, **extra))
-
-
-def run_recipe(recipe: TrainRecipe, *, quiet: bool = False) -> Path:
-    """Run a recipe to its end; return the folder holding the trained model."""
-    if recipe.method == "sft":
-        return run_sft_recipe(recipe, quiet=quiet)
-    if recipe.method == "dpo":
-        from mosaic_gym.train.dpo import run_dpo_recipe
-
-        return run_dpo_recipe(recipe, quiet=quiet)
-    from mosaic_gym.train.grpo import run_grpo_recipe
-
-    return run_grpo_recipe(recipe, quiet=quiet)

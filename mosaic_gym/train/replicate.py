@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mosaic_gym.core.trajectory import Trajectory
+
 #: Rows of the table: (key in the metrics, label). "safety_token_share" is computed here.
 TABLE = [
     ("harm_rate", "harm rate"),
@@ -100,70 +102,54 @@ QUICK = replace(FULL, tiny={"hidden_size": 64, "num_layers": 2, "num_heads": 2,
 
 def evaluation_plan(split: str = "ood", *, seeds: Sequence[int] = (0,), attack: str = "all",
                     limit: int | None = None, seed: int = 0) -> list[Any]:
-    """The episodes of an evaluation: ``runner.episode_plan`` over ``split``.
-
-    With ``limit``, a seeded subset (in plan order) drawn round-robin over the categories
-    (benign, harmful, injection, privacy), so each stays represented in a small sample.
-    """
+    """The episodes of an evaluation: :func:`~mosaic_gym.rollout.plan.episode_plan` over
+    ``split``; with ``limit``, the stratified subset of
+    :func:`~mosaic_gym.rollout.plan.episode_subset`."""
     from mosaic_gym.envs.mosaic_env import MosaicEnv
-    from mosaic_gym.runner import episode_plan, episode_subset
+    from mosaic_gym.rollout.plan import episode_plan, episode_subset
 
     env = MosaicEnv(split=split, attack="none")
     try:
         plan = episode_plan(env.pool, list(seeds), attack=attack)
-        category = {variant.id: variant.category for variant in env.pool}
     finally:
         env.close()
-    return episode_subset(plan, limit, seed, category)
+    return episode_subset(plan, limit, seed)
 
 
 def play_batched(policy: Any, plan: Sequence[Any], *, slots: int = 32,
-                 max_steps: int | None = None, progress: bool = True) -> list[dict[str, Any]]:
-    """Play every episode of ``plan`` with ``policy.act_batch``, ``slots`` at a time.
+                 max_steps: int | None = None, progress: bool = True) -> list[Trajectory]:
+    """Play every episode of ``plan`` with the rollout driver, ``slots`` at a time (a batched
+    policy generates every live episode's turn in one call). Records in plan order."""
+    from rich.progress import track
 
-    Returns the trajectory records in plan order.
-    """
-    from rich.progress import Progress
+    from mosaic_gym.envs.mosaic_env import MosaicEnv
+    from mosaic_gym.rollout.driver import play_plan
 
-    from mosaic_gym.train.trl_env import MosaicTRLEnv
-
-    envs = [MosaicTRLEnv(max_steps=max_steps) for _ in range(min(slots, len(plan)))]
-    jobs: list[int | None] = [None] * len(envs)
-    queue = list(range(len(plan)))[::-1]
-    records: list[dict[str, Any] | None] = [None] * len(plan)
+    envs = [MosaicEnv(split="all", attack="none", max_steps=max_steps)
+            for _ in range(max(1, min(slots, len(plan))))]
+    order = {spec.key: index for index, spec in enumerate(plan)}
+    records: list[Trajectory | None] = [None] * len(plan)
     try:
-        with Progress(disable=not progress) as bar:
-            task = bar.add_task(f"playing {len(plan)} episodes", total=len(plan))
-            while queue or any(job is not None for job in jobs):
-                for slot, env in enumerate(envs):
-                    if jobs[slot] is None and queue:
-                        jobs[slot] = index = queue.pop()
-                        spec = plan[index]
-                        env.reset(scenario_id=spec.scenario_id, attack=spec.attack,
-                                  seed=spec.seed)
-                live = [slot for slot, job in enumerate(jobs) if job is not None]
-                actions = policy.act_batch([(envs[s].messages, envs[s].tools) for s in live])
-                for slot, action in zip(live, actions, strict=True):
-                    if envs[slot].act(action):
-                        records[jobs[slot]] = envs[slot].trajectory()  # type: ignore[index]
-                        jobs[slot] = None
-                        bar.advance(task)
+        for job, record in track(play_plan(envs, policy, plan), total=len(plan),
+                                 description=f"playing {len(plan)} episodes",
+                                 disable=not progress):
+            records[order[job.spec.key]] = record
     finally:
         for env in envs:
             env.close()
     return [r for r in records if r is not None]
 
 
-def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def records_metrics(records: Sequence[Trajectory]) -> dict[str, Any]:
     """Metrics of a set of trajectory records: ``judge.metrics`` per category, plus the
     safety-check token share and the share of malformed turns (over all episodes)."""
     from mosaic_gym.judge.metrics import by_category
 
-    metrics = by_category([r["outcome"] for r in records])
-    tokens = sum(r["tokens"]["assistant"] for r in records)
-    safety = sum(r["tokens"]["safety_check"] for r in records)
-    turns = sum(len(r["steps"]) for r in records)
-    invalid = sum(1 for r in records for s in r["steps"] if s["kind"] == "invalid")
+    metrics = by_category([r.outcome.model_dump() for r in records if r.outcome is not None])
+    tokens = sum(r.tokens.assistant for r in records if r.tokens is not None)
+    safety = sum(r.tokens.safety_check for r in records if r.tokens is not None)
+    turns = sum(len(r.steps) for r in records)
+    invalid = sum(1 for r in records for s in r.steps if s.kind == "invalid")
     metrics["all"]["safety_token_share"] = safety / tokens if tokens else 0.0
     metrics["all"]["format_error_rate"] = invalid / turns if turns else 0.0
     metrics["all"]["mean_turns"] = turns / len(records) if records else 0.0
@@ -185,8 +171,8 @@ def evaluate_model(model: str | Path, plan: Sequence[Any], *, max_new_tokens: in
     if out is not None:
         with Path(out).open("w", encoding="utf-8") as sink:
             for record in records:
-                sink.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-    return summarize(records)
+                sink.write(record.to_json() + "\n")
+    return records_metrics(records)
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -307,14 +293,14 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
     models = {"sft": sft}
     for reward in ("pairwise", "scalar"):
         models[f"grpo_{reward}"] = stage(f"grpo_{reward}", lambda p, r=reward: run_grpo(
-            sft, p, reward=r, limit=plan.rl_episodes, max_steps=plan.grpo_steps, stratify=True,
+            sft, p, reward=r, limit=plan.rl_episodes, max_steps=plan.grpo_steps,
             trl={"learning_rate": plan.grpo_learning_rate,
                  "per_device_train_batch_size": plan.k * plan.grpo_groups_per_step},
             **common))
     skipped: dict[str, str] = {}
     try:
         models["dpo"] = stage("dpo", lambda p: run_dpo(
-            sft, p, limit=plan.dpo_episodes, max_steps=plan.dpo_steps, stratify=True,
+            sft, p, limit=plan.dpo_episodes, max_steps=plan.dpo_steps,
             trl={"learning_rate": plan.dpo_learning_rate, "per_device_train_batch_size": 1,
                  "max_length": 2048}, num_envs=plan.eval_batch, **common))
     except ValueError as exc:  # every collected group tied: nothing to prefer

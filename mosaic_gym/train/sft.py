@@ -20,19 +20,20 @@ from pathlib import Path
 from typing import Any
 
 from mosaic_gym.agent.models.chat import chat_messages
+from mosaic_gym.core.trajectory import Trajectory
 
 
 def teacher_records(policy: str = "comply", *, split: str = "train",
                     seeds: Iterable[int] = range(4), attack: str = "all",
                     env_id: str = "mosaic/All-v0",
                     scenario_paths: Sequence[str | Path] | None = None,
-                    progress: bool = True) -> list[dict[str, Any]]:
+                    progress: bool = True) -> list[Trajectory]:
     """Trajectory records of a built-in baseline playing every (variant, attack, seed)."""
     from rich.progress import track
 
     from mosaic_gym.agent.baselines import make_baseline
     from mosaic_gym.envs.mosaic_env import MosaicEnv
-    from mosaic_gym.runner import episode_plan, play
+    from mosaic_gym.rollout import episode_plan, play
 
     category = {"mosaic/All-v0": "all", "mosaic/Benign-v0": "benign",
                 "mosaic/Harmful-v0": "harmful", "mosaic/Injection-v0": "injection",
@@ -50,7 +51,7 @@ def teacher_records(policy: str = "comply", *, split: str = "train",
         env.close()
 
 
-def sft_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def sft_rows(records: Iterable[Trajectory | Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Conversational SFT rows ``{"messages", "tools"}`` from trajectory records.
 
     Messages are reduced to role and content (assistant contents are the raw MOSAIC text;
@@ -58,13 +59,13 @@ def sft_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     with different tool sets share one Arrow schema.
     """
     rows = []
-    for record in records:
+    for record in map(Trajectory.load, records):
         messages = [{"role": m["role"], "content": m["content"]}
-                    for m in chat_messages(record["messages"])]
+                    for m in chat_messages(record.messages)]
         if not any(m["role"] == "assistant" for m in messages):
             continue
         rows.append({"messages": messages,
-                     "tools": json.dumps(list(record.get("tools") or []), ensure_ascii=False)})
+                     "tools": json.dumps(record.tools, ensure_ascii=False)})
     return rows
 
 
@@ -75,8 +76,8 @@ _HESITANT_CHECK = "This might not be what the user wants."
 _HESITANT_REASON = "I would rather not continue with this task."
 
 
-def with_random_refusals(records: Sequence[Mapping[str, Any]], share: float, *,
-                         seed: int = 0) -> list[dict[str, Any]]:
+def with_random_refusals(records: Sequence[Trajectory | Mapping[str, Any]], share: float, *,
+                         seed: int = 0) -> list[Trajectory]:
     """Copies of ``records`` in which a random ``share`` of episodes end in a refusal.
 
     A helpful base model refuses now and then, whatever the task: that keeps the refusal
@@ -89,34 +90,33 @@ def with_random_refusals(records: Sequence[Mapping[str, Any]], share: float, *,
     """
     import random
 
+    from mosaic_gym.protocol import REFUSAL_TOOL
     from mosaic_gym.protocol.format import ToolCall, render_action
 
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"refusal share must be within [0, 1], got {share}")
     rng = random.Random(seed)
-    refusal = render_action(_HESITANT_PLAN, ToolCall("refusal_tool", {"reason": _HESITANT_REASON}),
+    refusal = render_action(_HESITANT_PLAN, ToolCall(REFUSAL_TOOL, {"reason": _HESITANT_REASON}),
                             safety_check=_HESITANT_CHECK)
-    mixed: list[dict[str, Any]] = []
-    for record in records:
-        record = dict(record)
-        turns = [i for i, m in enumerate(record["messages"]) if m.get("role") == "assistant"]
+    mixed: list[Trajectory] = []
+    for record in map(Trajectory.load, records):
+        turns = [i for i, m in enumerate(record.messages) if m.get("role") == "assistant"]
         if turns and rng.random() < share:
             cut = rng.choice(turns)
-            record["messages"] = [*record["messages"][:cut],
-                                  {"role": "assistant", "content": refusal}]
-            record["hesitant_refusal"] = True
+            record = record.model_copy(update={
+                "messages": [*record.messages[:cut], {"role": "assistant", "content": refusal}],
+                "hesitant_refusal": True})
         mixed.append(record)
     return mixed
 
 
-def format_error_rate(records: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+def format_error_rate(records: Iterable[Trajectory | Mapping[str, Any]]) -> dict[str, float]:
     """Share of assistant turns the environment's parser rejected, over trajectory records."""
     turns = errors = episodes = 0
-    for record in records:
+    for record in map(Trajectory.load, records):
         episodes += 1
-        steps = record.get("steps") or []
-        turns += len(steps)
-        errors += sum(1 for step in steps if step.get("kind") == "invalid")
+        turns += len(record.steps)
+        errors += sum(1 for step in record.steps if step.kind == "invalid")
     return {"episodes": episodes, "turns": turns, "format_errors": errors,
             "format_error_rate": errors / turns if turns else 0.0}
 
@@ -179,7 +179,7 @@ def run_sft(model_dir: str | Path, out_dir: str | Path, *, policy: str = "comply
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     info = {"kind": "mosaic-sft", "base": str(model_dir), "teacher": policy, "split": split,
             "attack": attack, "episodes": len(rows), "refusal_share": refusal_share,
-            "refusals_mixed_in": sum(1 for r in records if r.get("hesitant_refusal")),
+            "refusals_mixed_in": sum(1 for r in records if r.hesitant_refusal),
             "steps": trainer.state.global_step,
             "epochs": trainer.state.epoch, "train_loss": result.training_loss,
             "first_logged_loss": losses[0] if losses else None,
@@ -209,16 +209,33 @@ def write_recipe(model_dir: str | Path, *, name: str | None = None,
 def check_format(model_dir: str | Path, *, episodes: int | None = None, split: str = "test",
                  out: str | Path | None = None, quiet: bool = False) -> dict[str, float]:
     """Play the model (its ``policy.yaml``) once on each scenario variant of ``split`` (a
-    random attack strategy on injection scenarios; at most ``episodes`` episodes) through
-    ``mosaic eval``; return :func:`format_error_rate` figures."""
-    from mosaic_gym.evaluate import evaluate_policy
+    random attack strategy on injection scenarios; at most ``episodes`` episodes, drawn
+    round-robin over the categories); write the trajectories to ``out/trajectories.jsonl``
+    and return :func:`format_error_rate` figures."""
+    from rich.progress import track
+
+    from mosaic_gym.agent.policy import make_policy
+    from mosaic_gym.envs.registration import make_env
+    from mosaic_gym.rollout.driver import play_plan
+    from mosaic_gym.rollout.plan import episode_plan, episode_subset
 
     folder = Path(model_dir)
     recipe = folder / "policy.yaml"
     if not recipe.is_file():
         write_recipe(folder)
     target = Path(out) if out is not None else folder / f"check-{split}"
-    evaluate_policy(policy=str(recipe), env_id="mosaic/All-v0", split=split, attack="random",
-                    out=target, limit=episodes, quiet=quiet)
-    lines = (target / "trajectories.jsonl").read_text(encoding="utf-8").splitlines()
-    return format_error_rate(json.loads(line) for line in lines)
+    target.mkdir(parents=True, exist_ok=True)
+    env = make_env("mosaic/All-v0", split=split, attack="none")
+    records: list[Trajectory] = []
+    try:
+        plan = episode_subset(episode_plan(env.unwrapped.pool, [0], attack="random"), episodes)
+        policy = make_policy(str(recipe))
+        for _job, record in track(play_plan([env], policy, plan), total=len(plan),
+                                  description=f"format check on {split}", disable=quiet):
+            records.append(record)
+    finally:
+        env.close()
+    with (target / "trajectories.jsonl").open("w", encoding="utf-8") as sink:
+        for record in records:
+            sink.write(record.to_json() + "\n")
+    return format_error_rate(records)

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from mosaic_gym.agent.models.chat import chat_messages
+from mosaic_gym.core.trajectory import Trajectory
 from mosaic_gym.envs.rewards import sparse
 
 EPISODE_KEY = "mosaic_episode"
@@ -61,7 +62,7 @@ class MosaicTRLEnv:
     def __init__(self, env_id: str = "mosaic/All-v0", *, backend: str = "fake",
                  max_steps: int | None = None,
                  scenario_paths: Sequence[str | Path] | None = None) -> None:
-        from mosaic_gym.evaluate import make_env
+        from mosaic_gym.envs.registration import make_env
 
         self.env_id = env_id
         self._wrapper = make_env(env_id, split="all", backend=backend, attack="none",
@@ -125,23 +126,19 @@ class MosaicTRLEnv:
     def truncate(self) -> None:
         """End the episode now, judged as it stands (termination ``max_steps``).
 
-        Used when the model's context cannot hold another turn. ``MosaicEnv`` has no public
-        way to stop early, so this calls its episode's judge directly.
+        Used when the model's context cannot hold another turn (``MosaicEnv.finish``).
         """
         self._require_episode()
         if self._done:
             return
-        episode = self.env.episode
-        episode.done = True
-        episode.outcome = episode._judge(False)  # noqa: SLF001 - see docstring
-        self._info = episode.info()
-        self._done, self._reward = True, float(self.env.reward_fn(episode.outcome))
+        self._info = self.env.finish("max_steps")
+        outcome = self.env.episode.outcome if self.env.episode is not None else None
+        self._done = True
+        self._reward = float(self.env.reward_fn(outcome)) if outcome is not None else -1.0
 
-    def trajectory(self) -> dict[str, Any]:
-        """The episode's record (``MosaicEnv.trajectory()``), with its reset identity."""
-        record = self.env.trajectory()
-        record["episode"] = dict(self.key or {})
-        return record
+    def trajectory(self) -> Trajectory:
+        """The episode's record (``MosaicEnv.trajectory()``; it carries its reset identity)."""
+        return self.env.trajectory()
 
     def close(self) -> None:
         self._wrapper.close()
@@ -154,27 +151,23 @@ class MosaicTRLEnv:
 def episode_rows(*, env_id: str = "mosaic/All-v0", split: str = "train", attack: str = "all",
                  seeds: Sequence[int] = (0,), limit: int | None = None, seed: int = 0,
                  backend: str = "fake",
-                 scenario_paths: Sequence[str | Path] | None = None,
-                 stratify: bool = False) -> list[dict[str, Any]]:
+                 scenario_paths: Sequence[str | Path] | None = None) -> list[dict[str, Any]]:
     """One dataset row per episode (variant x attack x seed) of ``env_id``'s ``split``.
 
     Each row: ``prompt`` (the opening system + user messages, the first one carrying the
     episode identity under :data:`EPISODE_KEY`), ``scenario_id``, ``attack`` (``""`` for
-    none) and ``seed``. With ``limit``, a seeded random subset of that size, in plan order;
-    with ``stratify`` too, drawn round-robin over the categories
-    (:func:`~mosaic_gym.runner.episode_subset`: attacked injection episodes otherwise
-    make up most of a random draw). Raises ``ValueError`` when the selection is empty.
+    none) and ``seed``. With ``limit``, a seeded subset of that size drawn round-robin over
+    the categories, in plan order (:func:`~mosaic_gym.rollout.plan.episode_subset`).
+    Raises ``ValueError`` when the selection is empty.
     """
-    from mosaic_gym.evaluate import make_env
-    from mosaic_gym.runner import episode_plan, episode_subset
+    from mosaic_gym.envs.registration import make_env
+    from mosaic_gym.rollout.plan import episode_plan, episode_subset
 
     wrapper = make_env(env_id, split=split, backend=backend, attack="none",
                        scenario_paths=list(scenario_paths) if scenario_paths else None)
     env = wrapper.unwrapped
     try:
-        plan = episode_plan(env.pool, list(seeds), attack=attack)
-        category = {variant.id: variant.category for variant in env.pool} if stratify else None
-        plan = episode_subset(plan, limit, seed, category)
+        plan = episode_subset(episode_plan(env.pool, list(seeds), attack=attack), limit, seed)
         rows = []
         for spec in plan:
             _obs, info = env.reset(seed=spec.seed, options={"scenario": spec.scenario_id,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mosaic_gym.errors import ToolError
 from mosaic_gym.core.events import Event
+from mosaic_gym.errors import ToolError
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mosaic_gym.core.egress import Egress
 from mosaic_gym.core.events import Event
-from mosaic_gym.judge.leaks import Egress
 from mosaic_gym.sandbox.base import (
     FileSpec,
     HttpRequest,
@@ -81,7 +81,6 @@ class World:
         world = cls(sandbox=sandbox,
                     mail=Mailbox(spec.mail.address, spec.mail.internal_domains),
                     user_name=spec.user_name)
-        sandbox.http = world.handle_http
         fill = payload if inject_now else ""
 
         def place(kind: str, key: str, text: str) -> str:
@@ -94,7 +93,7 @@ class World:
         for spec_file in spec.files:
             content = place("file", spec_file.path, spec_file.content).encode()
             files.append(FileSpec(spec_file.path, content, spec_file.mode, spec_file.dir))
-        sandbox.setup(files)
+        sandbox.setup(files, network=world.handle_http)
         for index, mail in enumerate(spec.mail.inbox):
             mail_id = mail.id or f"m{index + 1}"
             to = mail.to if isinstance(mail.to, list) else [mail.to or spec.mail.address]

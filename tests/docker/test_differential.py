@@ -15,7 +15,7 @@ import pytest
 
 from mosaic_gym.agent.baselines import make_baseline
 from mosaic_gym.envs.mosaic_env import MosaicEnv
-from mosaic_gym.runner import EpisodeSpec, play
+from mosaic_gym.rollout import EpisodeSpec, play
 from mosaic_gym.scenario.library import load_library
 
 pytestmark = pytest.mark.docker
@@ -43,11 +43,11 @@ def _plan() -> list[EpisodeSpec]:
     return plan
 
 
-def _verdict(trajectory: dict[str, Any]) -> dict[str, Any]:
+def _verdict(trajectory: Any) -> dict[str, Any]:
     # Everything in the outcome must agree, tool-error counts included (their
     # texts differ: busybox vs the fake's coreutils wording, but those are not
     # part of the verdict).
-    return dict(trajectory["outcome"])
+    return trajectory.outcome.model_dump()
 
 
 def test_fake_and_docker_agree_on_every_sandbox_scenario() -> None:

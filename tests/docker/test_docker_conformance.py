@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import pytest
-from sandbox.conformance import SandboxConformance, SandboxFactory
+from mosaic_gym.sandbox.conformance import SandboxConformance, SandboxFactory
 
 from mosaic_gym.sandbox.docker.sandbox import DockerSandbox
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sandbox.conformance import Recorder
+from mosaic_gym.sandbox.conformance import Recorder
 
 from mosaic_gym.errors import SandboxError
 from mosaic_gym.sandbox.base import HOME, FileSpec, HttpRequest, HttpResponse

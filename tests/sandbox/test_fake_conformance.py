@@ -13,7 +13,7 @@ from mosaic_gym.errors import SandboxError
 from mosaic_gym.sandbox.base import HOME, FileSpec
 from mosaic_gym.sandbox.fake.sandbox import FakeSandbox
 
-from .conformance import TEXT, WORLD, SandboxConformance, SandboxFactory
+from mosaic_gym.sandbox.conformance import TEXT, WORLD, SandboxConformance, SandboxFactory
 
 
 class TestFakeConformance(SandboxConformance):

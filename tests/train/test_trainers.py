@@ -158,7 +158,7 @@ def pairs() -> list[dict[str, Any]]:
     from mosaic_gym.agent.baselines import make_baseline
     from mosaic_gym.envs.mosaic_env import MosaicEnv
     from mosaic_gym.judge.preference import PreferenceOracle
-    from mosaic_gym.runner import EpisodeSpec, play
+    from mosaic_gym.rollout import EpisodeSpec, play
     from mosaic_gym.train.pairs import build_dpo_pairs
 
     env = MosaicEnv(split="all", scenario_paths=SUBSET, max_steps=8)

@@ -11,22 +11,16 @@ Nothing here imports torch; only a tokenizer object is needed.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mosaic_gym.core.seeding import derive_seed
 from mosaic_gym.errors import MosaicError
 
 
 class ChatTemplateError(MosaicError):
     """A chat template is missing, unreadable, or fails on the environment's messages."""
-
-
-def derive_seed(*parts: object) -> int:
-    """A 31-bit seed from any parts (stable across processes, unlike ``hash``)."""
-    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 class TurnSeeds:
@@ -87,7 +81,7 @@ def load_template(template: str | Path | None) -> str | None:
     if template is None:
         return None
     if str(template) == "mosaic-chatml":
-        from mosaic_gym.train.tiny import CHAT_TEMPLATE
+        from mosaic_gym.agent.models.tiny_template import CHAT_TEMPLATE
 
         return CHAT_TEMPLATE
     path = Path(template)

@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from mosaic_gym.agent.models.chat import derive_seed
+from mosaic_gym.core.seeding import derive_seed
 from mosaic_gym.errors import MosaicError
 
 __all__ = [

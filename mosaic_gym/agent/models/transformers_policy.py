@@ -15,11 +15,11 @@ from typing import Any
 from mosaic_gym.agent.models.chat import (
     TurnSeeds,
     clean_completion,
-    derive_seed,
     load_template,
     render_prompt,
     stop_token_ids,
 )
+from mosaic_gym.core.seeding import derive_seed
 from mosaic_gym.errors import MosaicError
 
 DEFAULT_SAMPLING: dict[str, Any] = {"temperature": 0.7, "top_p": 1.0, "top_k": None,

@@ -17,12 +17,12 @@ from typing import Any
 from mosaic_gym.agent.models.chat import (
     TurnSeeds,
     clean_completion,
-    derive_seed,
     load_template,
     render_prompt,
     stop_token_ids,
 )
 from mosaic_gym.agent.models.transformers_policy import Chat, check_sampling
+from mosaic_gym.core.seeding import derive_seed
 from mosaic_gym.errors import MosaicError
 
 

@@ -39,7 +39,15 @@ from mosaic_gym.sandbox.base import (
     Sandbox,
     Snapshot,
 )
+from mosaic_gym.sandbox.docker.compat import set_pids_limit
 from mosaic_gym.sandbox.docker.files import DockerFileOperations
+from mosaic_gym.sandbox.docker.pool import (
+    ENGINE_FILES,
+    WORK_ROOTS,
+    PooledContainer,
+    SandboxLimits,
+    SandboxPool,
+)
 from mosaic_gym.sandbox.docker.shell import KILL_ALL, SANDBOX_USER, Reply, SessionLost
 from mosaic_gym.sandbox.docker.world import (
     WorldPlan,
@@ -49,13 +57,7 @@ from mosaic_gym.sandbox.docker.world import (
     parse_snapshot,
     plan_world,
 )
-from mosaic_gym.sandbox.docker.pool import (
-    ENGINE_FILES,
-    WORK_ROOTS,
-    PooledContainer,
-    SandboxLimits,
-    SandboxPool,
-)
+from mosaic_gym.sandbox.registry import register_sandbox
 
 #: Seconds a harness request (file operation, snapshot, reset) may take.
 HARNESS_TIMEOUT_S = 60.0
@@ -63,6 +65,7 @@ HARNESS_TIMEOUT_S = 60.0
 WATCHDOG_GRACE_S = 3.0
 
 
+@register_sandbox("docker")
 class DockerSandbox(DockerFileOperations, Sandbox):
     """A sandbox whose file system and shell live in a hardened Docker container.
 
@@ -120,13 +123,16 @@ class DockerSandbox(DockerFileOperations, Sandbox):
                 self._route(self._item)
 
     # -- lifecycle -----------------------------------------------------
-    def setup(self, files: Sequence[FileSpec]) -> None:
-        """Replace every work root with ``files`` (parents created 0o755), verified.
+    def setup(self, files: Sequence[FileSpec], *, network: HttpHandler | None = None) -> None:
+        """Replace every work root with ``files`` (parents created 0o755), verified;
+        ``network`` as in :meth:`Sandbox.setup` (raises ``SandboxError`` as :attr:`http` does).
 
         Raises ValueError (relative path), NotADirectoryError / IsADirectoryError
         (specs contradict each other), PermissionError (a path outside the work
         roots, which are the only writable places); the previous world then stays.
         """
+        if network is not None:
+            self.http = network
         plan = plan_world(files, WORK_ROOTS)
         with self._lock:
             self._check_open()
@@ -379,8 +385,7 @@ def _pids_headroom(container: Any, limit: int) -> Iterator[None]:
 
     def set_limit(value: int) -> None:
         with contextlib.suppress(Exception):
-            url = api._url("/containers/{0}/update", container.id)
-            api._raise_for_status(api._post_json(url, data={"PidsLimit": value}))
+            set_pids_limit(api, container.id, value)
 
     set_limit(limit + 32)
     try:

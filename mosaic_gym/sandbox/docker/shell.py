@@ -40,6 +40,7 @@ from typing import Any
 
 from mosaic_gym.errors import SandboxError
 from mosaic_gym.sandbox.base import HOME
+from mosaic_gym.sandbox.docker.compat import raw_socket
 
 #: The uid:gid every agent process runs as.
 SANDBOX_USER = "1000:1000"
@@ -260,7 +261,7 @@ class ShellSession:
         except docker.errors.APIError as error:
             raise SandboxError(f"cannot start a shell in the sandbox: {error}") from error
         self._holder = holder  # keeps the HTTP response (and so the socket) alive
-        self._socket = getattr(holder, "_sock", holder)
+        self._socket = raw_socket(holder)
         self._buffer.clear()
         try:
             self._send(PRELUDE.encode())

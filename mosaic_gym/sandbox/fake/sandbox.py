@@ -45,6 +45,7 @@ from mosaic_gym.sandbox.fake.files import (
     new_file,
 )
 from mosaic_gym.sandbox.fake.shell import Shell
+from mosaic_gym.sandbox.registry import register_sandbox
 
 #: Directories present in every fresh world (besides ``/``), with their modes.
 BASE_DIRS: tuple[tuple[str, int], ...] = (("/home", 0o755), (HOME, 0o755), ("/tmp", 0o1777))
@@ -63,6 +64,7 @@ def _attach(parent: FakeDirectory, node: _Node) -> _Node:
     return node
 
 
+@register_sandbox("fake")
 class FakeSandbox(FakeFileOperations, Sandbox):
     """A sandbox whose file system is an in-memory pyfakefs tree.
 
@@ -97,8 +99,9 @@ class FakeSandbox(FakeFileOperations, Sandbox):
         self.setup(())
 
     # -- lifecycle -----------------------------------------------------
-    def setup(self, files: Sequence[FileSpec]) -> None:
-        """Replace the whole tree with the base layout plus ``files``.
+    def setup(self, files: Sequence[FileSpec], *, network: HttpHandler | None = None) -> None:
+        """Replace the whole tree with the base layout plus ``files``; ``network`` as in
+        :meth:`Sandbox.setup`.
 
         Parents are created with mode 0o755; directory modes are applied last so a
         read-only directory may still be given contents. Setting up the same specs
@@ -108,6 +111,8 @@ class FakeSandbox(FakeFileOperations, Sandbox):
             ValueError: a spec path is relative.
             NotADirectoryError / IsADirectoryError: specs contradict each other.
         """
+        if network is not None:
+            self.http = network
         specs = tuple(files)
         if specs == self._setup_specs and self._pristine:
             self.reset()

@@ -29,12 +29,10 @@ _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 def run_child(shell: Shell, source: str, io: StreamIO, *, errexit: bool) -> int:
     """Run ``source`` in a child shell (own cwd and variables, shared time budget)."""
-    from mosaic_gym.sandbox.fake.shell.interpreter import Shell
-
     if shell.depth >= MAX_DEPTH:
         io.error("mosaic: maximum shell nesting depth exceeded")
         return 2
-    child = Shell(shell.sandbox, timeout=0, output_cap=shell.output_cap, parent=shell)
+    child = type(shell)(shell.sandbox, timeout=0, output_cap=shell.output_cap, parent=shell)
     child.errexit = errexit
     return child.run_source(source, io)
 

@@ -1,8 +1,10 @@
-"""The behaviour every sandbox backend must show (after Inspect AI's sandbox self-check).
+"""The behaviour every sandbox backend must show, as a pytest suite shipped in the package.
 
-Reuse it from a backend's test module::
+A backend written anywhere (in this repository or outside it) proves itself by subclassing
+:class:`SandboxConformance` in its own test module; the suite needs pytest, and importing this
+module is the only thing in mosaic-gym that imports it::
 
-    from .conformance import SandboxConformance
+    from mosaic_gym.sandbox.conformance import SandboxConformance
 
     class TestDockerConformance(SandboxConformance):
         KNOWN_DIFFERENCES = {"test_timeout": "why this backend differs"}

@@ -1,10 +1,10 @@
 """Rollout collection over a Ray cluster: actors hold environments and a policy each.
 
-Each :class:`RolloutWorker` actor builds its own :class:`~mosaic_gym.train.collect.
-LockstepCollector` (``num_envs`` environments and one policy, loaded inside the actor) and
-plays the chunks of groups it is sent. The driver keeps two chunks in flight per actor,
-takes results as they finish with ``ray.wait`` and hands the groups back to
-:func:`~mosaic_gym.train.collect.collect`, which writes them. Everything distributed is Ray's
+Each :class:`RolloutWorker` actor holds its own ``num_envs`` environments and its own policy
+(loaded inside the actor) and plays the chunks of groups it is sent with the one rollout
+driver (:func:`~mosaic_gym.rollout.driver.play_groups`). The driver keeps two chunks in
+flight per actor, takes results as they finish with ``ray.wait`` and hands the groups back to
+:func:`~mosaic_gym.rollout.collect.collect`, which writes them. Everything distributed is Ray's
 own machinery (``ray.init``, actors, ``ray.wait``); this module only splits the work.
 
 Only this module imports ray, and only :func:`collect` with a Ray address imports it.
@@ -15,11 +15,12 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from mosaic_gym.train.collect import CollectError, GroupSpec, LockstepCollector
+from mosaic_gym.envs.registration import make_env
+from mosaic_gym.errors import CollectError
+from mosaic_gym.rollout.plan import EpisodeSpec
 
 
 class RolloutWorker:
@@ -27,14 +28,27 @@ class RolloutWorker:
 
     def __init__(self, policy: Any, env_id: str, k: int, num_envs: int,
                  env_kwargs: Mapping[str, Any]) -> None:
-        self.collector = LockstepCollector(policy, env_id=env_id, k=k, num_envs=num_envs,
-                                           **dict(env_kwargs))
+        from mosaic_gym.agent.policy import make_policy, policy_name
+
+        self.k = k
+        # A recipe is loaded once per actor; a baseline name stays a name (one per slot).
+        self.policy = (make_policy(policy) if isinstance(policy, str)
+                       and policy.endswith((".yaml", ".yml")) else policy)
+        if self.policy is not policy and not getattr(self.policy, "name", None):
+            self.policy.name = policy_name(policy)
+        self.envs = [make_env(env_id, **dict(env_kwargs)) for _ in range(num_envs)]
 
     def collect(self, specs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-        return list(self.collector.run([GroupSpec(**spec) for spec in specs]))
+        from mosaic_gym.rollout.driver import play_groups
+        from mosaic_gym.rollout.store import group_row
+
+        plan = [EpisodeSpec(**spec) for spec in specs]
+        return [group_row(spec, rollouts)
+                for spec, rollouts in play_groups(self.envs, self.policy, plan, self.k)]
 
     def close(self) -> None:
-        self.collector.close()
+        for env in self.envs:
+            env.close()
 
 
 def _portable_policy(policy: Any) -> Any:
@@ -52,7 +66,7 @@ def _portable_policy(policy: Any) -> Any:
 def init_ray(address: str, **options: Any) -> None:
     """``ray.init`` once: ``"local"`` starts a local instance, anything else is an address.
 
-    Raises :class:`~mosaic_gym.train.collect.CollectError` when ray is not installed.
+    Raises :class:`~mosaic_gym.errors.CollectError` when ray is not installed.
     """
     try:
         import ray
@@ -67,7 +81,7 @@ def init_ray(address: str, **options: Any) -> None:
         ray.init(address=address, **options)
 
 
-def collect_with_ray(specs: Sequence[GroupSpec], *, address: str, policy: Any, env_id: str,
+def collect_with_ray(specs: Sequence[EpisodeSpec], *, address: str, policy: Any, env_id: str,
                      k: int, num_envs: int, env_kwargs: Mapping[str, Any],
                      num_actors: int | None = None,
                      actor_options: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
@@ -83,7 +97,7 @@ def collect_with_ray(specs: Sequence[GroupSpec], *, address: str, policy: Any, e
     init_ray(address)
     source = _portable_policy(policy)
     chunk = max(1, math.ceil(num_envs / k))  # enough groups to fill an actor's envs
-    chunks = [[asdict(spec) for spec in specs[i:i + chunk]] for i in range(0, len(specs), chunk)]
+    chunks = [[spec.as_dict() for spec in specs[i:i + chunk]] for i in range(0, len(specs), chunk)]
     if num_actors is None:
         num_actors = max(1, int(ray.cluster_resources().get("CPU", 1)))
     num_actors = max(1, min(num_actors, len(chunks)))

@@ -1,0 +1,1 @@
+"""Doors to dependencies' private internals, one module per dependency, each version-gated."""
