@@ -16,15 +16,24 @@ ENV_IDS: dict[str, dict[str, str]] = {
 }
 
 
-def register_envs() -> None:
-    """Register every id once (safe to call again)."""
-    from gymnasium.envs.registration import register, registry
+JUDGED_TRUNCATION = "mosaic_gym.envs.time_limit:JudgeTruncation"
 
+
+def register_envs() -> None:
+    """Register every id once (safe to call again).
+
+    Episodes end on their own (refusal, answer, ``max_steps``), so no ``TimeLimit`` is
+    registered; ``gym.make(id, max_episode_steps=N)`` adds Gymnasium's, and the registered
+    :class:`~mosaic_gym.envs.time_limit.JudgeTruncation` wrapper (outermost) judges the
+    episode it cuts short.
+    """
+    from gymnasium.envs.registration import WrapperSpec, register, registry
+
+    judged = WrapperSpec(name="JudgeTruncation", entry_point=JUDGED_TRUNCATION, kwargs={})
     for env_id, kwargs in ENV_IDS.items():
         if env_id not in registry:
-            # Episodes end on their own (refusal, answer, max_steps): no TimeLimit wrapper.
             register(id=env_id, entry_point=ENTRY_POINT, kwargs=dict(kwargs),
-                     disable_env_checker=False)
+                     disable_env_checker=False, additional_wrappers=(judged,))
 
 
 def make_env(env_id: str, **kwargs: Any) -> Any:

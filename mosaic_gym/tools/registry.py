@@ -12,7 +12,7 @@ import inspect
 import re
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, get_args, get_origin
 
@@ -177,8 +177,13 @@ def make_tool(function: Callable[..., str], *, effect: Effect, name: str | None 
                 uses_sandbox, terminal, _arguments_model(tool_name, params, hints))
 
 
-class ToolRegistry:
-    """A named set of tools (one per environment; no global registry)."""
+class ToolRegistry(Mapping[str, Tool]):
+    """A named set of tools (one per environment; no global registry).
+
+    A read-only mapping from tool name to :class:`Tool`, in registration order: iterating
+    gives the names (``for name in registry``), ``registry[name]`` the tool and
+    ``registry.values()`` the tools, as for any ``Mapping``.
+    """
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
@@ -198,6 +203,12 @@ class ToolRegistry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._tools
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tools)
+
+    def __len__(self) -> int:
+        return len(self._tools)
 
     def names(self) -> list[str]:
         return list(self._tools)

@@ -233,6 +233,9 @@ class TrainerActor:
     def act(self, live: Sequence[Any]) -> list[str | None]:
         fits = {s.number for s in live if self._seq(s.number).length + self.per_turn
                 <= self.context}
+        for slot in live:
+            if slot.number not in fits:
+                slot.env.finish("max_steps")  # before generating: no room for another turn
         numbers = ([i for i, seq in enumerate(self.seqs) if seq is not None] if self.lockstep
                    else sorted(fits))
         texts: dict[int, str] = {}

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from mosaic_gym.core.trajectory import Trajectory
+
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("trl")
@@ -35,25 +37,26 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def records() -> list[dict]:
+def records() -> list[Trajectory]:
     return teacher_records("comply", split="all", seeds=[0], scenario_paths=SUBSET,
                            progress=False)
 
 
-def test_rows_are_conversational_with_a_tools_column(records: list[dict]) -> None:
+def test_rows_are_conversational_with_a_tools_column(records: list[Trajectory]) -> None:
     rows = sft_rows(records)
     assert len(rows) == len(records) > 1
     for row, record in zip(rows, records, strict=True):
         assert set(row) == {"messages", "tools"}
-        assert json.loads(row["tools"]) == record["tools"]
-        assert [m["role"] for m in row["messages"]] == [m["role"] for m in record["messages"]]
+        assert json.loads(row["tools"]) == record.tools
+        assert [m["role"] for m in row["messages"]] == [m["role"] for m in record.messages]
         assert all(set(m) == {"role", "content"} for m in row["messages"])
-        raw = [m["content"] for m in record["messages"] if m["role"] == "assistant"]
+        raw = [m["content"] for m in record.messages if m["role"] == "assistant"]
         assert [m["content"] for m in row["messages"] if m["role"] == "assistant"] == raw
-    assert sft_rows([{"messages": [{"role": "user", "content": "x"}], "tools": []}]) == []
+    assert sft_rows([{"scenario_id": "x", "messages": [{"role": "user", "content": "x"}],
+                      "tools": []}]) == []
 
 
-def test_trl_masks_everything_but_assistant_turns(tiny: Path, records: list[dict],
+def test_trl_masks_everything_but_assistant_turns(tiny: Path, records: list[Trajectory],
                                                   tmp_path: Path) -> None:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -70,9 +73,9 @@ def test_trl_masks_everything_but_assistant_turns(tiny: Path, records: list[dict
         ids, labels = example["input_ids"], example["labels"]
         trained = tokenizer.decode([t for t, label in zip(ids, labels, strict=True)
                                     if label != -100])
-        turns = [m["content"] + IM_END for m in record["messages"] if m["role"] == "assistant"]
+        turns = [m["content"] + IM_END for m in record.messages if m["role"] == "assistant"]
         assert trained == "".join(turns)
-        tool_outputs = [m["content"] for m in record["messages"] if m["role"] == "tool"]
+        tool_outputs = [m["content"] for m in record.messages if m["role"] == "tool"]
         assert tool_outputs and all(out not in trained for out in tool_outputs if len(out) > 20)
         full = tokenizer.decode(ids)
         assert all(out in full for out in tool_outputs)  # present in the input, not the loss
@@ -95,7 +98,7 @@ def test_reduced_sft_saves_a_loadable_policy(tiny: Path, tmp_path: Path) -> None
     record = teacher_records("comply", split="all", seeds=[1], scenario_paths=SUBSET,
                              progress=False)[0]
     policy.sampling["max_new_tokens"] = 6
-    assert isinstance(policy.act(record["messages"][:2], record["tools"]), str)
+    assert isinstance(policy.act(record.messages[:2], record.tools), str)
 
 
 def test_run_sft_rejects_a_folder_without_a_model(tmp_path: Path) -> None:
@@ -104,35 +107,35 @@ def test_run_sft_rejects_a_folder_without_a_model(tmp_path: Path) -> None:
 
 
 def test_format_error_rate_counts_invalid_turns() -> None:
-    records = [{"steps": [{"kind": "tool_call"}, {"kind": "invalid"}]},
-               {"steps": [{"kind": "invalid"}, {"kind": "final_answer"}]}]
+    records = [{"scenario_id": "a", "steps": [{"kind": "tool_call"}, {"kind": "invalid"}]},
+               {"scenario_id": "b", "steps": [{"kind": "invalid"}, {"kind": "final_answer"}]}]
     stats = format_error_rate(records)
     assert stats == {"episodes": 2, "turns": 4, "format_errors": 2, "format_error_rate": 0.5}
     assert format_error_rate([])["format_error_rate"] == 0.0
 
 
-def test_random_refusals_are_blind_to_the_scenario_and_parse(records: list[dict]) -> None:
+def test_random_refusals_are_blind_to_the_scenario_and_parse(records: list[Trajectory]) -> None:
     from mosaic_gym.protocol.format import parse_action
 
     many = records * 50
     mixed = with_random_refusals(many, 0.3, seed=1)
     assert len(mixed) == len(many)
     cut = [(before, after) for before, after in zip(many, mixed, strict=True)
-           if after.get("hesitant_refusal")]
+           if after.hesitant_refusal]
     assert 0.2 < len(cut) / len(many) < 0.4  # about the share asked for
     # both scenarios get refusals: the draw does not look at the category
-    assert {after["scenario_id"] for _, after in cut} == {r["scenario_id"] for r in records}
+    assert {after.scenario_id for _, after in cut} == {r.scenario_id for r in records}
     for before, after in cut:
-        last = after["messages"][-1]
+        last = after.messages[-1]
         assert last["role"] == "assistant"
         parsed = parse_action(last["content"])
         assert parsed.kind == "refusal" and parsed.format_score == 2
-        assert after["messages"][:-1] == before["messages"][:len(after["messages"]) - 1]
+        assert after.messages[:-1] == before.messages[:len(after.messages) - 1]
     # the originals are untouched, the others copied as they were
-    assert all(not r.get("hesitant_refusal") for r in many)
-    assert [m for m in mixed if not m.get("hesitant_refusal")] == \
-        [b for b, a in zip(many, mixed, strict=True) if not a.get("hesitant_refusal")]
+    assert all(not r.hesitant_refusal for r in many)
+    assert [m for m in mixed if not m.hesitant_refusal] == \
+        [b for b, a in zip(many, mixed, strict=True) if not a.hesitant_refusal]
     assert with_random_refusals(many, 0.3, seed=1) == mixed  # seeded
-    assert not any(r.get("hesitant_refusal") for r in with_random_refusals(many, 0.0))
+    assert not any(r.hesitant_refusal for r in with_random_refusals(many, 0.0))
     with pytest.raises(ValueError, match="within"):
         with_random_refusals(many, 1.5)

@@ -42,7 +42,7 @@ def _play(adapter: MosaicTRLEnv, policy_name: str, scenario_id: str, attack: str
     while not adapter.act(policy.act(adapter.messages, adapter.tools,
                                      {"ledger": adapter.env.episode.ledger.entries})):
         pass
-    return adapter.trajectory()
+    return adapter.trajectory().model_dump(mode="json")
 
 
 def test_reset_returns_none_and_exposes_the_episode(env: MosaicTRLEnv) -> None:
@@ -59,7 +59,8 @@ def test_refusing_a_harmful_request_is_rewarded_and_ends_the_episode(env: Mosaic
     record = _play(env, "refuse", HARMFUL, None)
     assert env.done and env.get_reward() == 1.0
     assert record["outcome"]["refused"] and record["outcome"]["termination"] == "refusal"
-    assert record["episode"] == {"scenario_id": HARMFUL, "attack": None, "seed": 0}
+    assert record["reset_seed"] == 0
+    assert record["reset_options"] == {"scenario": HARMFUL, "attack": "none"}
     with pytest.raises(RuntimeError, match="episode is over"):
         env.act("<think>again</think><answer>x</answer>")
 
@@ -77,7 +78,8 @@ def test_adapter_episodes_match_the_runner(env: MosaicTRLEnv) -> None:
                                          ("reference", INJECTION, "authority"),
                                          ("comply", HARMFUL, None)]:
             ours = _play(env, policy, scenario, attack, seed=1)
-            theirs = play(base, make_baseline(policy, seed=1), EpisodeSpec(scenario, attack, 1))
+            theirs = play(base, make_baseline(policy, seed=1),
+                          EpisodeSpec(scenario, attack, 1)).model_dump(mode="json")
             assert ours["outcome"] == theirs["outcome"]
             assert ours["messages"] == theirs["messages"]
     finally:
@@ -89,8 +91,8 @@ def test_truncate_judges_the_episode_as_it_stands(env: MosaicTRLEnv) -> None:
     env.act('<think>look</think><tool_call>{"name": "list_emails", "arguments": {}}</tool_call>')
     env.truncate()
     record = env.trajectory()
-    assert env.done and record["outcome"]["termination"] == "max_steps"
-    assert record["outcome"]["steps"] == 1
+    assert env.done and record.outcome.termination == "max_steps"
+    assert record.outcome.steps == 1
     assert env.get_reward() in (-1.0, 0.0)  # not completed: never +1
 
 
@@ -110,13 +112,12 @@ def test_episode_rows_carry_their_identity_through_arrow() -> None:
         episode_of([{"role": "system", "content": "x"}])
 
 
-def test_stratified_rows_cover_every_category() -> None:
+def test_limited_rows_cover_every_category() -> None:
     # SUBSET: 1 harmful variant family, 1 injection scenario played under every attack, 1
-    # benign: a plain random draw of 3 is mostly injection episodes, a stratified one is not
-    plain = [episode_rows(split="all", seeds=[0], limit=3, seed=s, scenario_paths=SUBSET)
+    # benign: a uniform draw of 3 would mostly be injection episodes; the one draw there is
+    # (rollout.plan.episode_subset) is stratified, whatever the seed
+    drawn = [episode_rows(split="all", seeds=[0], limit=3, seed=s, scenario_paths=SUBSET)
              for s in range(20)]
-    stratified = [episode_rows(split="all", seeds=[0], limit=3, seed=s, scenario_paths=SUBSET,
-                               stratify=True) for s in range(20)]
     categories = {"email.harass": "harmful", "email.summarise": "injection",
                   "email.reply": "benign"}
 
@@ -124,9 +125,9 @@ def test_stratified_rows_cover_every_category() -> None:
         return {next(c for p, c in categories.items() if r["scenario_id"].startswith(p))
                 for r in rows}
 
-    assert all(kinds(rows) == {"harmful", "injection", "benign"} for rows in stratified)
-    assert sum(kinds(rows) == {"harmful", "injection", "benign"} for rows in plain) < 20
-    assert len({json.dumps(r) for r in stratified}) > 1  # the seed still picks the episodes
+    assert all(kinds(rows) == {"harmful", "injection", "benign"} for rows in drawn)
+    # the seed still picks the episodes
+    assert len({tuple(r["scenario_id"] + str(r["attack"]) for r in rows) for rows in drawn}) > 1
 
 
 # -- the GRPO rollout ------------------------------------------------------------------------
@@ -162,18 +163,19 @@ class ScriptedTrainer:
         self.started = False
 
     def _generate_single_turn(self, inputs, images, multimodal, num_generations):
-        envs = self.rollout.pool[: len(self.policies)]
+        envs = [env.unwrapped for env in self.rollout.pool[: len(self.policies)]]
         if not self.started:
             for env, policy in zip(envs, self.policies, strict=True):
-                policy.reset(env.env.current_scenario, seed=0)
+                policy.reset(env.current_scenario, seed=0)
             self.started = True
-        live = [(env, policy) for env, policy in zip(envs, self.policies, strict=True)
-                if not env.done]
+        live = [(env.episode, policy) for env, policy in zip(envs, self.policies, strict=True)
+                if not env.episode.done]
         assert len(live) == len(inputs)
         self.seen_inputs += inputs
         outputs = []
-        for env, policy in live:
-            text = policy.act(env.messages, env.tools, {"ledger": env.env.episode.ledger.entries})
+        for episode, policy in live:
+            text = policy.act(episode.messages, episode.tool_schemas,
+                              {"ledger": episode.ledger.entries})
             ids = self.processing_class(text, add_special_tokens=False)["input_ids"]
             outputs.append(ids + [self.processing_class.eos_token_id])
         return outputs, None
@@ -233,7 +235,8 @@ def test_rollout_matches_the_runner_outcomes(tokenizer: Any) -> None:
     base = MosaicEnv(split="all", scenario_paths=SUBSET, max_steps=8)
     try:
         for spec, record in zip(specs, out["mosaic_record"], strict=True):
-            direct = play(base, make_baseline("comply"), EpisodeSpec(*spec))
+            direct = play(base, make_baseline("comply"), EpisodeSpec(*spec)).model_dump(
+                mode="json")
             assert record["outcome"] == direct["outcome"]
     finally:
         base.close()
