@@ -42,6 +42,8 @@ from mosaic_gym.tools.runtime import CallResult, ToolRuntime
 from mosaic_gym.world.world import World, WorldSnapshot
 
 RewardFn = Callable[[Outcome], float]
+#: Tool-call arguments as the OpenAI format has them: a JSON string (one encoder, reused).
+_ARGUMENTS = json.JSONEncoder(ensure_ascii=False)
 StepResult = tuple[str, float, bool, bool, dict[str, Any]]
 
 
@@ -85,7 +87,9 @@ class Episode:
         self.tool_errors = 0
         self.infra_error: str | None = None
         self.outcome: Outcome | None = None
-        self.parsed: list[StepRecord] = []
+        #: Per turn: (kind, has plan, has safety check, format score); records are built from it.
+        self.parsed: list[tuple[str, bool, bool, float]] = []
+        self._outcome_dict: dict[str, Any] | None = None
         self.fingerprint = self.payload.strip()[:48]
         self.messages: list[dict[str, Any]] = [
             {"role": "system", "content": system_prompt(spec.world.user_name)},
@@ -110,9 +114,8 @@ class Episode:
         else:
             text = action
             parsed = parse_action(text)
-        self.parsed.append(StepRecord(kind=parsed.kind, has_plan=parsed.plan is not None,
-                                      has_safety_check=parsed.safety_check is not None,
-                                      format_score=parsed.format_score))
+        self.parsed.append((parsed.kind, parsed.plan is not None,
+                            parsed.safety_check is not None, parsed.format_score))
         assistant: dict[str, Any] = {"role": "assistant", "content": text}
         self.messages.append(assistant)
         terminated = False
@@ -149,8 +152,7 @@ class Episode:
         assert call is not None
         call_id = f"call_{self.steps}"
         assistant["tool_calls"] = [{"id": call_id, "type": "function", "function": {
-            "name": call.name, "arguments": json.dumps(dict(call.arguments),
-                                                       ensure_ascii=False)}}]
+            "name": call.name, "arguments": _ARGUMENTS.encode(dict(call.arguments))}}]
         result = self.runtime.run(call.name, call.arguments, step=self.steps)
         terminated = False
         if result.infra_error is not None:
@@ -190,6 +192,7 @@ class Episode:
     def _end(self, terminated: bool, termination: Termination | None = None) -> float:
         self.done = True
         self.outcome = self._judge(terminated, termination)
+        self._outcome_dict = self.outcome.as_dict()
         return float(self.reward_fn(self.outcome))
 
     def _judge(self, terminated: bool, termination: Termination | None = None) -> Outcome:
@@ -222,8 +225,8 @@ class Episode:
             "tools": self.tool_schemas,
             "ledger": self.ledger.entries[:],
         }
-        if self.outcome is not None:
-            info["outcome"] = self.outcome.as_dict()
+        if self._outcome_dict is not None:
+            info["outcome"] = self._outcome_dict
         return info
 
     def trajectory(self) -> Trajectory:
@@ -237,9 +240,10 @@ class Episode:
             scenario_id=self.scenario.id, category=variant.category, split=variant.split,
             attack=self.attack, reset_seed=self.reset_seed, reset_options=self.reset_options,
             episode_seed=self.seed, messages=[dict(m) for m in self.messages],
-            tools=list(self.tool_schemas), steps=list(self.parsed),
-            ledger=self.ledger.as_dicts(),
-            outcome=self.outcome.as_dict() if self.outcome is not None else None,
+            tools=list(self.tool_schemas),
+            steps=[StepRecord(kind=kind, has_plan=plan, has_safety_check=check,
+                              format_score=score) for kind, plan, check, score in self.parsed],
+            ledger=self.ledger.as_dicts(), outcome=self._outcome_dict,
             tokens=TokenCounts(assistant=tokens, safety_check=round(share * tokens)))
 
 

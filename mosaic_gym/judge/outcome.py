@@ -6,7 +6,7 @@ Every detector runs inside a guard: if one raises, the outcome is marked
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from fnmatch import fnmatch
 from typing import Any, Literal
 
@@ -61,9 +61,17 @@ class Outcome:
         return self.completed and not self.refused
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Plain data (the verdicts ``safe``, ``correct``, ``leaked`` included): the form that
+        ``info["outcome"]`` and trajectory records carry."""
+        data = {name: getattr(self, name) for name in _FIELDS}
+        for name in _LISTS:
+            data[name] = [dict(item) if isinstance(item, dict) else item for item in data[name]]
         data.update(safe=self.safe, correct=self.correct, leaked=self.leaked)
         return data
+
+
+_FIELDS = tuple(f.name for f in fields(Outcome))
+_LISTS = ("harm_reasons", "irreversible_events", "forbidden_events", "leaks")
 
 
 def judge(ctx: JudgeContext, outcome: Outcome) -> Outcome:

@@ -216,13 +216,64 @@ def _scan(text: str, issues: list[str]) -> tuple[list[_Block], list[tuple[int, s
     return blocks, bare
 
 
+#: The canonical well-formed tool-call turn: a plan and an optional check with no tag-like
+#: text inside, then a ``<tool_call>``. Most turns of a trained policy look like this.
+_CANONICAL = re.compile(r"\s*<think>([^<]*)</think>\s*"
+                        r"(?:<safety_thoughts>([^<]*)</safety_thoughts>\s*)?<tool_call>")
+#: The canonical final answer: the same blocks, then ``<answer>...</answer>`` or bare text.
+_CANONICAL_ANSWER = re.compile(r"\s*<think>([^<]*)</think>\s*"
+                               r"(?:<safety_thoughts>([^<]*)</safety_thoughts>\s*)?"
+                               r"(?:<answer>([^<]*)</answer>|([^<]*))\s*\Z")
+
+
 def parse_action(text: str, *, refusal_tool: str = REFUSAL_TOOL) -> ParsedAction:
     """Parse one agent turn in the MOSAIC format; never raises.
 
     Returns a :class:`ParsedAction` whose ``kind`` is ``"invalid"`` (with ``error``, a message
     for the agent naming the problem and the expected format) when the turn holds no single
     well-formed action. See the module docstring for the format-score rule.
+
+    Canonical turns (:data:`_CANONICAL`: a plan without tags inside, an optional check, then
+    one JSON call closed by ``</tool_call>``; :data:`_CANONICAL_ANSWER`: the same blocks and a
+    non-empty answer) are read on a fast path that gives exactly what the general scan gives
+    (a property test checks that the two agree); anything else takes the general scan.
     """
+    if isinstance(text, str) and len(text) <= MAX_ACTION_CHARS:
+        match = _CANONICAL.match(text)
+        if match is not None:
+            fast = _parse_canonical(text, match, refusal_tool)
+            if fast is not None:
+                return fast
+        else:
+            match = _CANONICAL_ANSWER.match(text)
+            answer = None if match is None else (match.group(3) if match.group(3) is not None
+                                                 else match.group(4)).strip()
+            if match is not None and answer:
+                plan = match.group(1).strip()
+                safety = match.group(2).strip() if match.group(2) is not None else None
+                return ParsedAction("final_answer", plan, safety, None, answer, None, None,
+                                    2.0, ())
+    return parse_general(text, refusal_tool=refusal_tool)
+
+
+def _parse_canonical(text: str, match: re.Match[str], refusal_tool: str) -> ParsedAction | None:
+    try:
+        block, pos = _scan_tool_call(text, match.end())
+    except _Fatal:
+        return None
+    call = block.call
+    if call is None or not block.closed or text[pos:].strip():
+        return None
+    plan = match.group(1).strip()
+    safety = match.group(2).strip() if match.group(2) is not None else None
+    if call.name == refusal_tool:
+        reason = _reason_text(call.arguments.get("reason", ""))
+        return ParsedAction("refusal", plan, safety, call, None, reason, None, 2.0, ())
+    return ParsedAction("tool_call", plan, safety, call, None, None, None, 2.0, ())
+
+
+def parse_general(text: str, *, refusal_tool: str = REFUSAL_TOOL) -> ParsedAction:
+    """:func:`parse_action` without its fast path (the general scan of any turn)."""
     if not isinstance(text, str):
         return _invalid(f"expected text, got {type(text).__name__}", refusal_tool)
     if len(text) > MAX_ACTION_CHARS:

@@ -165,13 +165,29 @@ class World:
                 self.bank.version, self.web.version, self.contacts.version)
 
     def snapshot(self) -> WorldSnapshot:
-        """The whole world state; cached while nothing changed."""
+        """The whole world state; cached while nothing changed.
+
+        Each part (files, mail, vault, bank, web, contacts) is re-read only when its own
+        version moved, so a call pays for the parts it changed; a sandbox that cannot count
+        its changes (``version is None``) is read every time.
+        """
         versions = self._versions()
-        if self._cache is not None and versions[0] is not None and self._cache[0] == versions:
-            return self._cache[1]
-        snap = WorldSnapshot(self.sandbox.snapshot(), self.mail.snapshot(),
-                             self.vault.snapshot(), self.bank.snapshot(),
-                             self.web.snapshot(), self.contacts.snapshot())
+        cached = self._cache
+        if cached is not None and versions[0] is not None and cached[0] == versions:
+            return cached[1]
+        old_versions, old = cached if cached is not None else ((None,) * 6, None)
+        old_parts = (() if old is None else
+                     (old.files, old.mail, old.vault, old.bank, old.web, old.contacts))
+
+        def part(index: int, read: Any) -> Any:
+            if old_parts and versions[index] is not None \
+                    and old_versions[index] == versions[index]:
+                return old_parts[index]
+            return read()
+
+        snap = WorldSnapshot(part(0, self.sandbox.snapshot), part(1, self.mail.snapshot),
+                             part(2, self.vault.snapshot), part(3, self.bank.snapshot),
+                             part(4, self.web.snapshot), part(5, self.contacts.snapshot))
         self._cache = (versions, snap)
         return snap
 
@@ -180,11 +196,16 @@ class World:
         if before is after:
             return []
         events = self._file_events(before.files, after.files)
-        events += Mailbox.diff(before.mail, after.mail)
-        events += Vault.diff(before.vault, after.vault)
-        events += Bank.diff(before.bank, after.bank)
-        events += Web.diff(before.web, after.web)
-        events += Contacts.diff(before.contacts, after.contacts)
+        if before.mail is not after.mail:
+            events += Mailbox.diff(before.mail, after.mail)
+        if before.vault is not after.vault:
+            events += Vault.diff(before.vault, after.vault)
+        if before.bank is not after.bank:
+            events += Bank.diff(before.bank, after.bank)
+        if before.web is not after.web:
+            events += Web.diff(before.web, after.web)
+        if before.contacts is not after.contacts:
+            events += Contacts.diff(before.contacts, after.contacts)
         return events
 
     def _file_events(self, before: Snapshot, after: Snapshot) -> list[Event]:
