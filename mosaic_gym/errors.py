@@ -1,9 +1,30 @@
-"""Typed errors raised (or returned to the agent) by mosaic-gym.
+"""Typed errors raised (or returned to the agent) by mosaic-gym: the one hierarchy.
 
 The rule of thumb: an error in *input the user gave us* (a scenario file, a
 config) raises; an error caused by *the agent's action* (bad tool arguments, a
 hostile shell command) becomes a :class:`ToolError` that the environment turns
 into an observation, never an exception out of ``env.step``.
+
+Every error mosaic-gym raises on purpose is a :class:`MosaicError`::
+
+    MosaicError
+    ├── ScenarioError              a scenario file (file, line, field)
+    ├── SandboxError               the sandbox infrastructure
+    ├── ToolError                  an agent's call (returned as an observation)
+    ├── ToolRegistrationError      a tool function that cannot be exposed
+    ├── RunFileError               a run's output file (locked, foreign, corrupt)
+    ├── CollectError               a rollout collection that cannot run
+    ├── DependencyVersionError     an optional dependency of an untested version
+    ├── RecipeError                a recipe file
+    │   ├── PolicyRecipeError      (policies/*.yaml)
+    │   └── TrainRecipeError       (trainers/*.yaml)
+    └── ModelError                 a model policy
+        ├── ModelLoadError, ChatTemplateError, VLLMNotInstalledError
+        ├── VenvError, VllmServerError          (the vLLM virtual environment and server)
+        └── OpenAIBackendError > ServerUnavailableError   (an OpenAI-compatible server)
+
+Exceptions that never leave a module (the fake shell's control flow, a parser's internal
+signal) are not part of it.
 """
 
 from __future__ import annotations
@@ -70,3 +91,48 @@ class CollectError(MosaicError):
 
 class DependencyVersionError(MosaicError):
     """An optional dependency is of a version whose private internals were not tested."""
+
+
+class RecipeError(MosaicError):
+    """A recipe file is missing, malformed or names something that cannot be used."""
+
+
+class PolicyRecipeError(RecipeError):
+    """A policy recipe (``policies/*.yaml``) is missing, malformed or unusable."""
+
+
+class TrainRecipeError(RecipeError):
+    """A training recipe (``trainers/*.yaml``) is malformed; the message names the file and
+    the field."""
+
+
+class ModelError(MosaicError):
+    """A model policy cannot be built or cannot answer."""
+
+
+class ModelLoadError(ModelError):
+    """A model or tokenizer could not be loaded."""
+
+
+class ChatTemplateError(ModelError):
+    """A chat template is missing, unreadable, or fails on the environment's messages."""
+
+
+class VLLMNotInstalledError(ModelError, ImportError):
+    """vLLM is not importable in this environment."""
+
+
+class VenvError(ModelError, RuntimeError):
+    """The vLLM virtual environment could not be created."""
+
+
+class VllmServerError(ModelError, RuntimeError):
+    """``vllm serve`` did not come up (the message carries the end of its log)."""
+
+
+class OpenAIBackendError(ModelError):
+    """An OpenAI-compatible server answered with an error that retrying will not fix."""
+
+
+class ServerUnavailableError(OpenAIBackendError):
+    """No answer from the server after every retry."""

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from mosaic_gym.errors import MosaicError
+from mosaic_gym.errors import PolicyRecipeError as RecipeError
 
 Backend = Literal["transformers", "vllm", "openai"]
 
@@ -38,9 +38,6 @@ BACKEND_OPTIONS: dict[str, frozenset[str]] = {
                          "keep_tool_calls"}),
 }
 
-
-class RecipeError(MosaicError):
-    """A policy recipe is missing, malformed or names something that cannot be used."""
 
 
 class Sampling(BaseModel):

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mosaic_gym.errors import MosaicError
+from mosaic_gym.errors import TrainRecipeError as RecipeError
 
 Method = Literal["sft", "dpo", "grpo_pairwise", "grpo_scalar"]
 
@@ -29,9 +29,6 @@ Method = Literal["sft", "dpo", "grpo_pairwise", "grpo_scalar"]
 _RESERVED_TRL_KEYS = {"output_dir", "num_generations", "seed", "max_steps", "bf16", "fp16",
                       "use_vllm", "temperature", "top_p", "max_completion_length"}
 
-
-class RecipeError(MosaicError):
-    """A training recipe is malformed; the message names the file and the field."""
 
 
 class _Strict(BaseModel):

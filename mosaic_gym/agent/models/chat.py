@@ -16,11 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mosaic_gym.core.seeding import derive_seed
-from mosaic_gym.errors import MosaicError
-
-
-class ChatTemplateError(MosaicError):
-    """A chat template is missing, unreadable, or fails on the environment's messages."""
+from mosaic_gym.errors import ChatTemplateError
 
 
 class TurnSeeds:

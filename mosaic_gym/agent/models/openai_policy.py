@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mosaic_gym.core.seeding import derive_seed
-from mosaic_gym.errors import MosaicError
+from mosaic_gym.errors import OpenAIBackendError, ServerUnavailableError
 
 __all__ = [
     "OpenAIBackendError",
@@ -56,12 +56,6 @@ _CONTEXT_PHRASES = ("maximum context length", "context length", "too long",
 
 
 
-class OpenAIBackendError(MosaicError):
-    """The server answered with an error that retrying will not fix."""
-
-
-class ServerUnavailableError(OpenAIBackendError):
-    """No answer from the server after every retry."""
 
 
 @dataclass

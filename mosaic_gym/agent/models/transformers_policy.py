@@ -20,16 +20,13 @@ from mosaic_gym.agent.models.chat import (
     stop_token_ids,
 )
 from mosaic_gym.core.seeding import derive_seed
-from mosaic_gym.errors import MosaicError
+from mosaic_gym.errors import ModelLoadError
 
 DEFAULT_SAMPLING: dict[str, Any] = {"temperature": 0.7, "top_p": 1.0, "top_k": None,
                                     "max_new_tokens": 512, "seed": 0, "stop": []}
 
 Chat = tuple[Sequence[Mapping[str, Any]], Sequence[Mapping[str, Any]]]
 
-
-class ModelLoadError(MosaicError):
-    """A model or tokenizer could not be loaded."""
 
 
 def check_sampling(sampling: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -23,11 +23,7 @@ from mosaic_gym.agent.models.chat import (
 )
 from mosaic_gym.agent.models.transformers_policy import Chat, check_sampling
 from mosaic_gym.core.seeding import derive_seed
-from mosaic_gym.errors import MosaicError
-
-
-class VLLMNotInstalledError(MosaicError, ImportError):
-    """vLLM is not importable in this environment."""
+from mosaic_gym.errors import VLLMNotInstalledError
 
 
 def import_vllm() -> Any:

