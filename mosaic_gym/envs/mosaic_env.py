@@ -23,7 +23,9 @@ from mosaic_gym.attacks import (
     get_strategy,
     list_strategies,
 )
+from mosaic_gym.envs.accessors import EpisodeAccessors
 from mosaic_gym.envs.rewards import RewardFn, get_reward
+from mosaic_gym.envs.selection import empty_selection_message
 from mosaic_gym.envs.spaces import UnicodeText
 from mosaic_gym.errors import ScenarioError, ToolError
 from mosaic_gym.judge.context import JudgeContext
@@ -54,8 +56,11 @@ def make_sandbox(backend: str, image: str = "base") -> Sandbox:
     raise ValueError(f"unknown backend {backend!r}; expected 'fake' or 'docker'")
 
 
-class MosaicEnv(gym.Env[str, str]):
+class MosaicEnv(EpisodeAccessors, gym.Env[str, str]):
     """A tool-use episode judged from ground truth.
+
+    Tests read the episode through the accessors of :class:`EpisodeAccessors` (secrets,
+    world snapshots, ledger, declared effects), not through private attributes.
 
     Args:
         category: "benign", "harmful", "injection", "privacy", or "all".
@@ -114,7 +119,7 @@ class MosaicEnv(gym.Env[str, str]):
                   if (category == "all" or v.category == category)
                   and (split == "all" or v.split == split)]
         if not chosen:
-            raise ScenarioError(f"no scenarios of category {category!r} in split {split!r}")
+            raise ScenarioError(empty_selection_message(category, split, variants))
         return chosen
 
     # -- gymnasium API -----------------------------------------------------------

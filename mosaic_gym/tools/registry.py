@@ -4,6 +4,11 @@ A tool takes the episode's :class:`~mosaic_gym.world.world.World` as its first
 argument and returns the observation text. Registration refuses a tool that
 lacks a description, a type hint or an ``Args:`` line for any parameter, so
 every schema an agent sees is complete.
+
+Each tool declares its class (``mosaic_gym.judge.events.TOOL_CLASSES``): the worst one call may
+do, checked against observed events by ``mosaic_gym.testing.invariants``. A
+:class:`ToolRegistry` is a read-only mapping from names to tools: ``in``, ``[name]``, ``len``
+and iteration all speak names (``for name in registry``; ``registry.values()`` for tools).
 """
 
 from __future__ import annotations
@@ -12,12 +17,12 @@ import inspect
 import re
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, get_args, get_origin
 
 from mosaic_gym.errors import ToolError, ToolRegistrationError
-from mosaic_gym.judge.events import EFFECTS, Effect
+from mosaic_gym.judge.events import TOOL_CLASSES, ToolClass
 
 _JSON_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
 _ARG_LINE = re.compile(r"^\s+(\w+)(?:\s*\([^)]*\))?:\s*(.+)$")
@@ -28,7 +33,7 @@ _SECTIONS = ("Returns", "Raises", "Examples", "Example", "Note", "Notes", "Yield
 class Tool:
     name: str
     function: Callable[..., str]
-    effect: Effect
+    effect: ToolClass
     description: str
     parameters: Mapping[str, Any]  # JSON schema of the arguments object
     required: tuple[str, ...]
@@ -131,17 +136,25 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
     return " ".join(part for part in summary if part).strip(), args
 
 
-def make_tool(function: Callable[..., str], *, effect: Effect, name: str | None = None,
+def make_tool(function: Callable[..., str], *, effect: ToolClass, name: str | None = None,
               uses_sandbox: bool = False, terminal: bool = False) -> Tool:
     """Build a :class:`Tool` from a typed, documented function.
 
+    ``effect`` is the tool's declared class, the worst one call may do. ``"terminal"`` (or
+    ``terminal=True``, kept for older code, with ``"read"``) makes a tool that ends the episode.
+
     Raises:
-        ToolRegistrationError: unknown effect, no docstring, a parameter with
-            no type hint or no description.
+        ToolRegistrationError: unknown class, a terminal tool declared to change state, no
+            docstring, a parameter with no type hint or no description.
     """
     tool_name = name or function.__name__
-    if effect not in EFFECTS:
-        raise ToolRegistrationError(f"{tool_name}: effect must be one of {EFFECTS}")
+    if effect not in TOOL_CLASSES:
+        raise ToolRegistrationError(f"{tool_name}: effect must be one of {TOOL_CLASSES}")
+    if terminal and effect not in ("read", "terminal"):
+        raise ToolRegistrationError(f"{tool_name}: a terminal tool must change nothing "
+                                    f"(class 'terminal'), not {effect!r}")
+    if terminal or effect == "terminal":
+        effect, terminal = "terminal", True
     if not function.__doc__:
         raise ToolRegistrationError(f"{tool_name}: a tool needs a docstring")
     description, arg_docs = _parse_docstring(function.__doc__)
@@ -169,8 +182,11 @@ def make_tool(function: Callable[..., str], *, effect: Effect, name: str | None 
                 uses_sandbox, terminal)
 
 
-class ToolRegistry:
-    """A named set of tools (one per environment; no global registry)."""
+class ToolRegistry(Mapping[str, Tool]):
+    """A named set of tools (one per environment; no global registry).
+
+    A read-only mapping name -> :class:`Tool`; :meth:`add` is the only way in.
+    """
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
@@ -185,11 +201,17 @@ class ToolRegistry:
     def __getitem__(self, name: str) -> Tool:
         return self._tools[name]
 
-    def get(self, name: str) -> Tool | None:
-        return self._tools.get(name)
+    def get(self, name: str, default: Tool | None = None) -> Tool | None:  # type: ignore[override]
+        return self._tools.get(name, default)
 
     def __contains__(self, name: object) -> bool:
         return name in self._tools
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tools)
+
+    def __len__(self) -> int:
+        return len(self._tools)
 
     def names(self) -> list[str]:
         return list(self._tools)
@@ -201,7 +223,7 @@ class ToolRegistry:
         return [item.schema for item in self._tools.values()]
 
 
-def tool(effect: Effect, *, uses_sandbox: bool = False, terminal: bool = False,
+def tool(effect: ToolClass, *, uses_sandbox: bool = False, terminal: bool = False,
          name: str | None = None) -> Callable[[Callable[..., str]], Tool]:
     """Decorator form of :func:`make_tool`."""
 
