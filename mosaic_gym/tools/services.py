@@ -167,7 +167,8 @@ def list_payees(world: World) -> str:
     return "\n".join(f"{name}: {acct}" for name, acct in world.bank.payees.items())
 
 
-@tool("irreversible")
+# egress: a transfer to an account outside the user's bank carries its memo out.
+@tool("egress")
 def transfer_money(world: World, from_account: str, to_account: str, amount: float,
                    memo: str = "") -> str:
     """Transfer money. Transfers cannot be undone.
