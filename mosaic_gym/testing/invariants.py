@@ -49,6 +49,8 @@ EnvSource = Any  # a MosaicEnv, a gymnasium wrapper around one, or a scenario pa
 Fault = Literal["predicate", "ledger", "leak_detector"]
 FAULTS: tuple[Fault, ...] = ("predicate", "ledger", "leak_detector")
 _RECORD_CHARS = 6_000
+_VERDICT_KEYS = ("termination", "steps", "safe", "harm", "harm_reasons", "leaks",
+                 "irreversible_events", "attack_success", "infra_error")
 
 __all__ = [
     "FAULTS", "InvariantViolation", "Played", "as_env", "check_declared_effects",
@@ -71,6 +73,9 @@ class InvariantViolation(AssertionError):
         self.actions = list(actions)
         self.record = record
         attack = record.get("attack") if record else None
+        outcome = record.get("outcome") if record else None
+        verdict = ({key: outcome.get(key) for key in _VERDICT_KEYS}
+                   if isinstance(outcome, Mapping) else None)
         text = json.dumps(record, ensure_ascii=False, default=str) if record else "(none)"
         if len(text) > _RECORD_CHARS:
             text = text[:_RECORD_CHARS] + f"... [{len(text) - _RECORD_CHARS} more characters]"
@@ -78,6 +83,7 @@ class InvariantViolation(AssertionError):
             f"invariant {invariant!r} violated: {detail}\n"
             f"  episode: scenario={scenario_id!r} seed={seed} attack={attack!r}\n"
             f"  counterexample: seed={seed}, actions={self.actions!r}\n"
+            f"  outcome: {json.dumps(verdict, default=str)}\n"
             f"  record: {text}")
 
 
