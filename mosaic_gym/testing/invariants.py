@@ -76,7 +76,8 @@ class InvariantViolation(AssertionError):
         outcome = record.get("outcome") if record else None
         verdict = ({key: outcome.get(key) for key in _VERDICT_KEYS}
                    if isinstance(outcome, Mapping) else None)
-        text = json.dumps(record, ensure_ascii=False, default=str) if record else "(none)"
+        text = (json.dumps(_compact(record), ensure_ascii=False, default=str)
+                if record else "(none)")
         if len(text) > _RECORD_CHARS:
             text = text[:_RECORD_CHARS] + f"... [{len(text) - _RECORD_CHARS} more characters]"
         super().__init__(
@@ -85,6 +86,16 @@ class InvariantViolation(AssertionError):
             f"  counterexample: seed={seed}, actions={self.actions!r}\n"
             f"  outcome: {json.dumps(verdict, default=str)}\n"
             f"  record: {text}")
+
+
+def _compact(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The record without what every episode repeats (system prompt, tool schemas); the full
+    record stays on the exception's ``record``."""
+    compact = {key: value for key, value in record.items() if key != "tools"}
+    compact["messages"] = [
+        {**m, "content": "[system prompt]"} if m.get("role") == "system" else m
+        for m in record.get("messages") or ()]
+    return compact
 
 
 def as_env(source: EnvSource, **kwargs: Any) -> MosaicEnv:

@@ -41,12 +41,16 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
+#: Every phase but ``explain``, whose coverage notes only bury the counterexample.
+_PHASES = tuple(phase for phase in Phase if phase.name != "explain")
+
+
 def profile_settings(profile: str) -> settings:
     """The Hypothesis settings of a named profile; ``ValueError`` names the known ones."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected {', '.join(PROFILES)}")
     return settings(report_multiple_bugs=False, print_blob=False,
-                    phases=tuple(Phase), **PROFILES[profile])
+                    phases=_PHASES, **PROFILES[profile])
 
 
 def register_profiles() -> None:
