@@ -42,7 +42,7 @@ HOME = "/home/user"
 __all__ = [
     "ENCODINGS", "HOSTILE_FAMILIES", "action_sequences", "encode", "encoded_secrets",
     "hints_from_snapshot", "hostile_commands", "render_turn", "scenario_files", "secrets",
-    "seeds", "split_secret", "tool_calls", "turns", "worlds",
+    "ToolCall", "seeds", "split_secret", "tool_calls", "turns", "worlds",
 ]
 
 
