@@ -82,10 +82,14 @@ class EpisodeAccessors:
 
     @property
     def injection_targets(self) -> frozenset[str]:
-        """Paths, mail ids, URLs and contact names where the environment itself places the
-        attack payload (a conditional injection fills them mid-episode: not the agent's doing).
+        """Event targets (as in :class:`~mosaic_gym.judge.events.Event`) of the places where
+        the environment itself puts the attack payload: a conditional injection fills them
+        mid-episode, which is not the agent's doing. Pages are not state, so never listed.
         """
-        return frozenset(site.key for site in self._current().world.injection_sites)
+        prefixes = {"file": "", "mail": "mail-id:", "contact": "contact:"}
+        return frozenset(prefixes[site.kind] + site.key
+                         for site in self._current().world.injection_sites
+                         if site.kind in prefixes)
 
     @property
     def offered_tools(self) -> ToolRegistry:
