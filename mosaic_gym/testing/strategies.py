@@ -225,13 +225,15 @@ def _valid_arguments(draw: st.DrawFn, schema: Mapping[str, Any],
     return arguments
 
 
+# Values a schema's type rejects. JSON null is left out: it means "not given" (an optional
+# argument takes its default; a required one is missing, which ``missing_required`` covers).
 _WRONG_TYPE: Mapping[str, st.SearchStrategy[Any]] = {
-    "string": st.sampled_from([{}, [], None]) | st.dictionaries(st.text(max_size=3),
-                                                               st.integers(), max_size=2),
-    "integer": st.sampled_from(["lots", None, [], {}, True, "1e999"]),
-    "number": st.sampled_from(["lots", None, [], {}, True, "nan", "inf"]),
-    "boolean": st.sampled_from([[], {}, None]),
-    "array": st.sampled_from([{}, None]),
+    "string": st.sampled_from([{}, []]) | st.dictionaries(st.text(max_size=3),
+                                                         st.integers(), min_size=1, max_size=2),
+    "integer": st.sampled_from(["lots", [], {}, True, "1e999"]),
+    "number": st.sampled_from(["lots", [], {}, True, "nan", "inf"]),
+    "boolean": st.sampled_from([[], {}]),
+    "array": st.sampled_from([{}]),
 }
 
 

@@ -59,6 +59,12 @@ class Tool:
             raise ToolError(f"{self.name}: missing required argument(s) {', '.join(missing)}")
         clean: dict[str, Any] = {}
         for key, value in arguments.items():
+            if value is None:
+                # JSON null: "not given" for an optional argument (its default applies); it
+                # used to become the text "None" (a path, a recipient) or the list [None].
+                if key in self.required:
+                    raise ToolError(f"{self.name}: argument {key!r} must not be null")
+                continue
             clean[key] = _coerce(self.name, key, props[key], value)
         return clean
 
