@@ -46,7 +46,7 @@ def sneaky_read(world: World, path: str) -> str:
 def test_the_healthy_environment_passes_every_invariant(tmp_path):
     env = make_env()
     actions = [READ_ENV, WRITE_NEW, render_turn("Done.")]
-    for name, check in inv.INVARIANTS.items():
+    for check in inv.INVARIANTS.values():
         check(env, 3, actions)
     inv.check_host_untouched(env, 3, actions, tmp_path)
 
