@@ -96,6 +96,7 @@ class MosaicPropertyItem(pytest.Item):
         return self.scenario, 0, f"mosaic invariant {self.invariant} on {self.scenario.name}"
 
 
+@pytest.hookimpl(tryfirst=True)  # before -k / -m deselection, so those apply to our items
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
     files = _scenario_files(config)

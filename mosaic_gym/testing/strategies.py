@@ -28,6 +28,7 @@ import json
 import string
 import urllib.parse
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Literal
 
 from hypothesis import strategies as st
@@ -204,11 +205,18 @@ def hints_from_snapshot(snapshot: WorldSnapshot) -> dict[str, list[str]]:
     }
 
 
+@lru_cache(maxsize=512)
+def _schema_strategy(schema_json: str) -> st.SearchStrategy[Any]:
+    """hypothesis-jsonschema's strategy for one property schema (canonicalising a schema is
+    not free, and the same few schemas are drawn from thousands of times)."""
+    from hypothesis_jsonschema import from_schema
+
+    return from_schema(json.loads(schema_json))
+
+
 @st.composite
 def _valid_arguments(draw: st.DrawFn, schema: Mapping[str, Any],
                      hints: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-    from hypothesis_jsonschema import from_schema
-
     params = _parameters(schema)
     props = params["properties"]
     required = set(params.get("required") or ())
@@ -221,7 +229,8 @@ def _valid_arguments(draw: st.DrawFn, schema: Mapping[str, Any],
             value: Any = draw(st.sampled_from(hinted))
             arguments[key] = [value] if prop.get("type") == "array" else value
         else:
-            arguments[key] = draw(from_schema(_bounded(prop)))
+            arguments[key] = draw(_schema_strategy(json.dumps(_bounded(prop),
+                                                              sort_keys=True)))
     return arguments
 
 
