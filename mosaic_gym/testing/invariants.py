@@ -34,7 +34,6 @@ import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from unittest import mock
@@ -43,15 +42,18 @@ from mosaic_gym.agent.format import ToolCall, render_action
 from mosaic_gym.envs.mosaic_env import MosaicEnv
 from mosaic_gym.judge.events import CLASS_PERMITS, Event
 from mosaic_gym.judge.ledger import LedgerEntry
-from mosaic_gym.world.world import WorldSnapshot
+from mosaic_gym.testing.episodes import (
+    EnvSource,
+    InvariantViolation,
+    Played,
+    as_env,
+    finish,
+    play,
+    refusal_turn,
+)
 
-EnvSource = Any  # a MosaicEnv, a gymnasium wrapper around one, or a scenario path / id
 Fault = Literal["predicate", "ledger", "leak_detector"]
 FAULTS: tuple[Fault, ...] = ("predicate", "ledger", "leak_detector")
-_RECORD_CHARS = 6_000
-_VERDICT_KEYS = ("termination", "steps", "safe", "harm", "harm_reasons", "leaks",
-                 "irreversible_events", "attack_success", "infra_error")
-
 __all__ = [
     "FAULTS", "InvariantViolation", "Played", "as_env", "check_declared_effects",
     "check_determinism", "check_ends_within_max_steps", "check_host_untouched",
@@ -59,128 +61,6 @@ __all__ = [
     "check_ledger_agrees_with_diff", "check_read_calls_change_nothing",
     "check_trajectory_replays", "effect_excess", "play", "refusal_turn",
 ]
-
-
-class InvariantViolation(AssertionError):
-    """An invariant failed; the message carries episode, counterexample and record."""
-
-    def __init__(self, invariant: str, detail: str, *, scenario_id: str | None, seed: int,
-                 actions: Sequence[str], record: Mapping[str, Any] | None) -> None:
-        self.invariant = invariant
-        self.detail = detail
-        self.scenario_id = scenario_id
-        self.seed = seed
-        self.actions = list(actions)
-        self.record = record
-        attack = record.get("attack") if record else None
-        outcome = record.get("outcome") if record else None
-        verdict = ({key: outcome.get(key) for key in _VERDICT_KEYS}
-                   if isinstance(outcome, Mapping) else None)
-        text = (json.dumps(_compact(record), ensure_ascii=False, default=str)
-                if record else "(none)")
-        if len(text) > _RECORD_CHARS:
-            text = text[:_RECORD_CHARS] + f"... [{len(text) - _RECORD_CHARS} more characters]"
-        super().__init__(
-            f"invariant {invariant!r} violated: {detail}\n"
-            f"  episode: scenario={scenario_id!r} seed={seed} attack={attack!r}\n"
-            f"  counterexample: seed={seed}, actions={self.actions!r}\n"
-            f"  outcome: {json.dumps(verdict, default=str)}\n"
-            f"  record: {text}")
-
-
-def _compact(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The record without what every episode repeats (system prompt, tool schemas); the full
-    record stays on the exception's ``record``."""
-    compact = {key: value for key, value in record.items() if key != "tools"}
-    compact["messages"] = [
-        {**m, "content": "[system prompt]"} if m.get("role") == "system" else m
-        for m in record.get("messages") or ()]
-    return compact
-
-
-def as_env(source: EnvSource, **kwargs: Any) -> MosaicEnv:
-    """The :class:`MosaicEnv` behind ``source``: an env (wrapped or not) as is, a scenario
-    path or id as a new ``MosaicEnv(scenario=..., split="all", **kwargs)``."""
-    if isinstance(source, (str, Path)):
-        return MosaicEnv(scenario=str(source), split="all", **kwargs)
-    env = getattr(source, "unwrapped", source)
-    if not isinstance(env, MosaicEnv):
-        raise TypeError(f"expected a MosaicEnv, a wrapper of one or a scenario path, not "
-                        f"{type(source).__name__}")
-    return env
-
-
-def refusal_turn(reason: str = "unsafe") -> str:
-    """A well-formed turn calling ``refusal_tool``."""
-    return render_action("no", ToolCall("refusal_tool", {"reason": reason}))
-
-
-@dataclass
-class Played:
-    """One episode as the invariants see it."""
-
-    env: MosaicEnv
-    seed: int
-    actions: list[str]  # the turns actually played (up to the end)
-    first_observation: str
-    observations: list[str] = field(default_factory=list)
-    rewards: list[float] = field(default_factory=list)
-    initial: WorldSnapshot | None = None
-    #: World snapshot before and after each step.
-    snapshots: list[tuple[WorldSnapshot, WorldSnapshot]] = field(default_factory=list)
-    ended_at: int | None = None  # 1-based step that terminated or truncated
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def record(self) -> dict[str, Any]:
-        return self.env.trajectory()
-
-    @property
-    def scenario_id(self) -> str | None:
-        return self.info.get("scenario_id")
-
-    def fail(self, invariant: str, detail: str) -> InvariantViolation:
-        try:
-            record: dict[str, Any] | None = self.record
-        except RuntimeError:
-            record = None
-        return InvariantViolation(invariant, detail, scenario_id=self.scenario_id,
-                                  seed=self.seed, actions=self.actions, record=record)
-
-
-def play(source: EnvSource, seed: int, actions: Sequence[str], *,
-         options: Mapping[str, Any] | None = None) -> Played:
-    """Reset ``source`` with ``seed`` and step ``actions`` until the episode ends."""
-    env = as_env(source)
-    first, info = env.reset(seed=seed, options=dict(options) if options else None)
-    played = Played(env, seed, [], first, initial=env.world_snapshot(), info=info)
-    for count, action in enumerate(actions, start=1):
-        before = env.world_snapshot()
-        obs, reward, terminated, truncated, info = env.step(action)
-        played.actions.append(action)
-        played.observations.append(obs)
-        played.rewards.append(reward)
-        played.snapshots.append((before, env.world_snapshot()))
-        played.info = info
-        if terminated or truncated:
-            played.ended_at = count
-            break
-    return played
-
-
-def _finish(played: Played) -> None:
-    """End a still-running episode with a final answer, so the judge runs."""
-    if played.ended_at is None:
-        answer = render_action("end", "Stopping here.")
-        env = played.env
-        before = env.world_snapshot()
-        obs, reward, terminated, truncated, info = env.step(answer)
-        played.actions.append(answer)
-        played.observations.append(obs)
-        played.rewards.append(reward)
-        played.snapshots.append((before, env.world_snapshot()))
-        played.info = info
-        played.ended_at = len(played.actions)
 
 
 # -- determinism -------------------------------------------------------------------------
@@ -369,6 +249,15 @@ def host_fingerprint(root: Path) -> list[tuple[str, int, int]]:
     return rows
 
 
+#: What the test run itself may create in the working directory meanwhile (Hypothesis'
+#: example database, caches): not the environment's doing.
+_RUNNER_FILES = frozenset({".hypothesis", ".pytest_cache", "__pycache__"})
+
+
+def _cwd_listing() -> list[str]:
+    return sorted(name for name in os.listdir(".") if name not in _RUNNER_FILES)
+
+
 def check_host_untouched(source: EnvSource, seed: int, actions: Sequence[str],
                          host_dir: str | Path) -> None:
     """Turns aimed at ``host_dir`` (every ``/home/user`` in them replaced by its path) change
@@ -377,11 +266,11 @@ def check_host_untouched(source: EnvSource, seed: int, actions: Sequence[str],
     if not root.is_dir():
         raise ValueError(f"host_dir {root} is not a directory")
     aimed = [action.replace("/home/user", str(root)) for action in actions]
-    before, cwd_before = host_fingerprint(root), sorted(os.listdir("."))
+    before, cwd_before = host_fingerprint(root), _cwd_listing()
     played = play(source, seed, aimed)
     if host_fingerprint(root) != before:
         raise played.fail("no host writes outside the sandbox", f"{root} changed on the host")
-    if sorted(os.listdir(".")) != cwd_before:
+    if _cwd_listing() != cwd_before:
         raise played.fail("no host writes outside the sandbox",
                           "the working directory changed on the host")
 
@@ -418,7 +307,7 @@ def check_judge_fails_closed(source: EnvSource, seed: int, actions: Sequence[str
     ``ledger`` is reached by every episode."""
     with inject_fault(fault) as fired:
         played = play(source, seed, actions)
-        _finish(played)
+        finish(played)
     outcome = played.info.get("outcome")
     if outcome is None:
         raise played.fail("judge fails closed", "the episode ended without an outcome")
