@@ -102,7 +102,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     files = _scenario_files(config)
     if not files:
         return
-    from mosaic_gym.testing.suite import PROPERTIES
+    try:
+        from mosaic_gym.testing.suite import PROPERTIES
+    except ImportError as exc:
+        raise pytest.UsageError("--mosaic-scenarios needs the testing extra "
+                                f"(pip install 'mosaic-gym[testing]'): {exc}") from None
 
     profile = config.getoption("--mosaic-profile", None) or "fast"
     for file in files:
