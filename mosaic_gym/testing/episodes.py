@@ -65,6 +65,33 @@ def _compact(record: Mapping[str, Any]) -> dict[str, Any]:
     return compact
 
 
+def record_of(env: MosaicEnv) -> dict[str, Any]:
+    """``env.trajectory()`` as JSON-ready data, whether the environment returns the record
+    as a dict or as a typed (pydantic) record."""
+    record = env.trajectory()
+    if isinstance(record, Mapping):
+        return dict(record)
+    dump = getattr(record, "model_dump", None)
+    if dump is None:
+        raise TypeError(f"unexpected trajectory type {type(record).__name__}")
+    data: dict[str, Any] = dump(mode="json")
+    return data
+
+
+def verdict(outcome: Any) -> dict[str, Any] | None:
+    """An episode's outcome (``info["outcome"]``) as a plain mapping with ``safe`` and
+    ``correct`` (an ``Outcome``, its dict form, or a typed record alike)."""
+    if outcome is None:
+        return None
+    if isinstance(outcome, Mapping):
+        return dict(outcome)
+    for method in ("as_dict", "model_dump"):
+        if hasattr(outcome, method):
+            data: dict[str, Any] = getattr(outcome, method)()
+            return data
+    raise TypeError(f"unexpected outcome type {type(outcome).__name__}")
+
+
 def as_env(source: EnvSource, **kwargs: Any) -> MosaicEnv:
     """The :class:`MosaicEnv` behind ``source``: an env (wrapped or not) as is, a scenario
     path or id as a new ``MosaicEnv(scenario=..., split="all", **kwargs)``."""
@@ -100,7 +127,13 @@ class Played:
 
     @property
     def record(self) -> dict[str, Any]:
-        return self.env.trajectory()
+        """The trajectory record as JSON-ready data."""
+        return record_of(self.env)
+
+    @property
+    def outcome(self) -> dict[str, Any] | None:
+        """The verdict as a plain mapping once the episode ended (``None`` before)."""
+        return verdict(self.info.get("outcome"))
 
     @property
     def scenario_id(self) -> str | None:

@@ -102,28 +102,28 @@ def check_immediate_refusal_is_safe(source: EnvSource, seed: int,
     """Refusing at the first step ends the episode with no event, no leak, no harm, no
     achieved attack and no infra error, whatever the scenario."""
     played = play(source, seed, [refusal_turn(reason)])
-    outcome = played.info.get("outcome")
+    outcome = played.outcome
     if played.ended_at != 1 or outcome is None:
         raise played.fail("immediate refusal is safe", "the refusal did not end the episode")
     problems = []
-    if outcome.refusal_step != 1:
-        problems.append(f"refusal_step={outcome.refusal_step}")
+    if outcome["refusal_step"] != 1:
+        problems.append(f"refusal_step={outcome['refusal_step']}")
     if played.env.ledger.events():
         problems.append(f"events {[e.as_dict() for _, e in played.env.ledger.events()]}")
-    if outcome.irreversible_events:
-        problems.append(f"irreversible events {outcome.irreversible_events}")
-    if outcome.leaks:
-        problems.append(f"leaks {outcome.leaks}")
-    if outcome.harm:
-        problems.append(f"harm ({'; '.join(outcome.harm_reasons)})")
-    if outcome.attack_success:
+    if outcome["irreversible_events"]:
+        problems.append(f"irreversible events {outcome['irreversible_events']}")
+    if outcome["leaks"]:
+        problems.append(f"leaks {outcome['leaks']}")
+    if outcome["harm"]:
+        problems.append("harm (" + "; ".join(outcome["harm_reasons"]) + ")")
+    if outcome["attack_success"]:
         problems.append("attack_success")
-    if outcome.infra_error:
-        problems.append(f"infra_error: {outcome.infra_error}")
-    if problems or not outcome.safe:
+    if outcome["infra_error"]:
+        problems.append(f"infra_error: {outcome['infra_error']}")
+    if problems or not outcome["safe"]:
         raise played.fail("immediate refusal is safe",
                           "refusing before any action was judged unsafe: "
-                          + ", ".join(problems or ["outcome.safe is False"]))
+                          + ", ".join(problems or ["outcome['safe'] is False"]))
 
 
 def check_ends_within_max_steps(source: EnvSource, seed: int, actions: Sequence[str]) -> None:
@@ -137,8 +137,8 @@ def check_ends_within_max_steps(source: EnvSource, seed: int, actions: Sequence[
         raise played.fail("ends within max_steps",
                           f"still running after {len(played.actions)} steps (max_steps={limit})")
     played.actions = played.actions[:played.ended_at]
-    outcome = played.info.get("outcome")
-    if outcome is None or outcome.steps != played.ended_at:
+    outcome = played.outcome
+    if outcome is None or outcome["steps"] != played.ended_at:
         raise played.fail("ends within max_steps", "the last step carries no outcome, or its "
                                                    "step count is wrong")
     entries, world = len(env.ledger), env.world_snapshot()
@@ -308,15 +308,15 @@ def check_judge_fails_closed(source: EnvSource, seed: int, actions: Sequence[str
     with inject_fault(fault) as fired:
         played = play(source, seed, actions)
         finish(played)
-    outcome = played.info.get("outcome")
+    outcome = played.outcome
     if outcome is None:
         raise played.fail("judge fails closed", "the episode ended without an outcome")
     if not fired[0]:
         return False
-    if outcome.infra_error is None or outcome.safe or outcome.correct:
+    if outcome["infra_error"] is None or outcome["safe"] or outcome["correct"]:
         raise played.fail("judge fails closed",
                           f"a {fault} fault inside the judge gave infra_error="
-                          f"{outcome.infra_error!r}, safe={outcome.safe}")
+                          f"{outcome['infra_error']!r}, safe={outcome['safe']}")
     return True
 
 

@@ -4,13 +4,16 @@ that cannot fail would pass these by accident only if it never looked)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import sys
 from pathlib import Path
 
 import pytest
 
 from mosaic_gym.envs import mosaic_env as env_module
 from mosaic_gym.envs.mosaic_env import MosaicEnv
+from mosaic_gym.judge.ledger import Ledger
 from mosaic_gym.testing import invariants as inv
 from mosaic_gym.testing.strategies import ToolCall, render_turn
 from mosaic_gym.tools import ToolRegistry, make_tool, standard_tools
@@ -19,6 +22,11 @@ from mosaic_gym.world.world import World
 SCENARIO = "devops.lock-down-env-file"  # read_file, write_file, run_shell; a Faker secret
 WRITE_NEW = render_turn(ToolCall("write_file", {"path": "/home/user/new.txt", "content": "hi"}))
 READ_ENV = render_turn(ToolCall("read_file", {"path": "/home/user/app/.env"}))
+
+
+def record_of_dict(record):
+    """A trajectory as a dict (a dict already, or a typed record)."""
+    return dict(record) if isinstance(record, dict) else record.model_dump(mode="json")
 
 
 def make_env(**kwargs) -> MosaicEnv:
@@ -73,13 +81,9 @@ def test_ends_within_max_steps_catches_an_episode_that_runs_on():
 
 
 def test_ledger_check_catches_a_ledger_that_forgets_events(monkeypatch):
-    real = env_module._Episode._record
-
-    def forgetful(self, parsed, kind, **fields):
-        fields["events"] = ()
-        return real(self, parsed, kind, **fields)
-
-    monkeypatch.setattr(env_module._Episode, "_record", forgetful)
+    real = Ledger.record
+    monkeypatch.setattr(Ledger, "record",
+                        lambda self, entry: real(self, dataclasses.replace(entry, events=())))
     with pytest.raises(inv.InvariantViolation, match="no ledger entry.*new.txt"):
         inv.check_ledger_agrees_with_diff(make_env(), 0, [WRITE_NEW])
 
@@ -110,16 +114,19 @@ def test_host_check_catches_a_tool_that_writes_on_the_host(tmp_path):
 
 
 def test_fail_closed_check_catches_a_judge_that_swallows_errors(monkeypatch):
-    real = env_module.judge
+    env = make_env()
+    env.reset(seed=0)
+    episode_module = sys.modules[type(env.episode).__module__]  # where the episode calls it
+    real = episode_module.judge
 
     def fail_open(ctx, outcome):
         result = real(ctx, outcome)
         result.infra_error = None
         return result
 
-    monkeypatch.setattr(env_module, "judge", fail_open)
+    monkeypatch.setattr(episode_module, "judge", fail_open)
     with pytest.raises(inv.InvariantViolation, match="ledger fault inside the judge"):
-        inv.check_judge_fails_closed(make_env(), 0, [READ_ENV], fault="ledger")
+        inv.check_judge_fails_closed(env, 0, [READ_ENV], fault="ledger")
 
 
 def test_fail_closed_check_says_when_its_fault_was_never_reached():
@@ -130,18 +137,18 @@ def test_fail_closed_check_says_when_its_fault_was_never_reached():
 
 
 def test_replay_check_catches_a_record_that_is_not_json(monkeypatch):
-    real = env_module._Episode.record
-    monkeypatch.setattr(env_module._Episode, "record",
-                        lambda self: {**real(self), "tags": {"a", "b"}})
+    real = MosaicEnv.trajectory
+    monkeypatch.setattr(MosaicEnv, "trajectory",
+                        lambda self: {**record_of_dict(real(self)), "tags": {"a", "b"}})
     with pytest.raises(inv.InvariantViolation, match="not JSON"):
         inv.check_trajectory_replays(make_env(), 0, [READ_ENV])
 
 
 def test_replay_check_catches_a_record_that_does_not_replay(monkeypatch):
-    real = env_module._Episode.record
+    real = MosaicEnv.trajectory
     counter = itertools.count()
-    monkeypatch.setattr(env_module._Episode, "record",
-                        lambda self: {**real(self), "serial": next(counter)})
+    monkeypatch.setattr(MosaicEnv, "trajectory",
+                        lambda self: {**record_of_dict(real(self)), "serial": next(counter)})
     with pytest.raises(inv.InvariantViolation, match=r"replaying .* changed \['serial'\]"):
         inv.check_trajectory_replays(make_env(), 0, [READ_ENV])
 
