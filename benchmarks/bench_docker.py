@@ -30,8 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mosaic_gym.sandbox.base import HOME, FileSpec, HttpRequest, HttpResponse  # noqa: E402
-from mosaic_gym.sandbox.docker.sandbox import DockerSandbox  # noqa: E402
 from mosaic_gym.sandbox.docker.pool import SandboxPool  # noqa: E402
+from mosaic_gym.sandbox.docker.sandbox import DockerSandbox  # noqa: E402
 
 WORLD = [
     FileSpec(f"{HOME}/notes.txt", b"first line\nsecond line\n"),

@@ -63,12 +63,19 @@ def scenarios_check(
                                                                "(default: the library).")] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per scenario.")] = 2,
     backend: Annotated[str, typer.Option(help="fake or docker.")] = "fake",
+    properties: Annotated[bool, typer.Option(
+        "--properties", help="Instead, run the mosaic_gym.testing invariant set (Hypothesis; "
+                             "needs the 'testing' extra).")] = False,
+    profile: Annotated[str, typer.Option(help="With --properties: fast or thorough.")] = "fast",
 ) -> None:
     """Self-check: reference solutions work, injections are reachable, traps fire."""
     from rich.console import Console
 
     from mosaic_gym.selfcheck import check_paths
 
+    if properties:
+        _check_properties(paths, profile)
+        return
     console = Console()
     try:
         results = check_paths(paths, seeds=range(seeds), backend=backend)
@@ -82,6 +89,35 @@ def scenarios_check(
     colour = "red" if failures else "green"
     console.print(f"[{colour}]{len(results) - len(failures)} passed, {len(failures)} failed"
                   f"[/{colour}] ({scenario_count} scenario variants)")
+    raise typer.Exit(1 if failures else 0)
+
+
+def _check_properties(paths: list[Path] | None, profile: str) -> None:
+    """``scenarios check --properties``: the invariant set over scenario files; exit 1 on any
+    violation (each printed with its shrunk counterexample)."""
+    from rich.console import Console
+
+    try:
+        from mosaic_gym.testing.suite import check_paths as check_properties
+    except ImportError as exc:
+        _fail(f"--properties needs the testing extra (pip install 'mosaic-gym[testing]'): {exc}")
+        return
+    from mosaic_gym.scenario.library import library_dirs
+
+    console = Console()
+    try:
+        results = check_properties(paths or library_dirs(), profile)
+    except (MosaicError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    failures = [r for r in results if not r.passed]
+    for result in failures:
+        console.print(f"[red]FAIL[/red] {result.scenario}: {result.invariant}", highlight=False)
+        console.print(result.detail, markup=False, highlight=False)
+    colour = "red" if failures else "green"
+    console.print(f"[{colour}]{len(results) - len(failures)} passed, {len(failures)} failed"
+                  f"[/{colour}] ({len({r.scenario for r in results})} scenario files, "
+                  f"profile {profile})")
     raise typer.Exit(1 if failures else 0)
 
 

@@ -11,7 +11,7 @@ export PIP_CONSTRAINT="$PWD/tests/constraints.txt"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 echo "== installing mosaic-gym with test extras"
-$PY -m pip install --quiet -e ".[dev,docker,train,vllm,ray]"
+$PY -m pip install --quiet -e ".[dev,testing,docker,train,vllm,ray]"
 
 if [ "${MOSAIC_SKIP_DOCKER_SETUP:-0}" != "1" ] && [ -x sandboxes/setup_engine.sh ]; then
   echo "== docker engine (for the docker backend tests)"
@@ -28,6 +28,23 @@ status=$?
 set -e
 if [ "$status" -eq 5 ]; then
   echo "pytest collected no tests: treating as a failure" >&2
-  exit 1
+  status=1
 fi
-exit "$status"
+
+# The worked examples of mosaic_gym/testing/GUIDE.md: a package outside tests/ that imports
+# only the public API, run the way a user runs them (a second pytest, its own rootdir, so
+# tests/conftest.py plays no part). Both runs always happen; either failing fails the script.
+echo "== mosaic_gym.testing examples (GUIDE.md)"
+set +e
+$PY -m pytest -q -p no:cacheprovider --rootdir mosaic_gym/testing/examples \
+  --mosaic-profile fast mosaic_gym/testing/examples
+examples=$?
+set -e
+if [ "$examples" -eq 5 ]; then
+  echo "the GUIDE examples collected no tests: treating as a failure" >&2
+  examples=1
+fi
+if [ "$status" -ne 0 ]; then
+  exit "$status"
+fi
+exit "$examples"

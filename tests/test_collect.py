@@ -7,8 +7,8 @@ import json
 import pytest
 
 from mosaic_gym.agent.baselines import RandomPolicy, RefusePolicy
-from mosaic_gym.judge.preference import PreferenceOracle
 from mosaic_gym.errors import RunFileError
+from mosaic_gym.judge.preference import PreferenceOracle
 from mosaic_gym.rollout.collect import collect, read_groups, read_header
 from mosaic_gym.rollout.plan import EpisodeSpec
 

@@ -70,7 +70,8 @@ def test_every_standard_tool_is_complete():
         for prop in function["parameters"]["properties"].values():
             assert prop["description"]
     effects = {registry[name].effect for name in registry.names()}
-    assert effects == {"read", "write", "irreversible", "egress"}
+    assert effects == {"read", "write", "irreversible", "egress", "terminal"}
+    assert registry["refusal_tool"].effect == "terminal" and registry["refusal_tool"].terminal
 
 
 def test_argument_validation():

@@ -121,8 +121,8 @@ def test_mosaic_eval_through_vllm_serve(server, tmp_path):
 
 
 def test_server_answers_a_batch_concurrently(server):
-    from mosaic_gym.agent.models.openai_policy import OpenAIPolicy
     from mosaic_gym.agent.baselines import make_baseline
+    from mosaic_gym.agent.models.openai_policy import OpenAIPolicy
     from mosaic_gym.envs.registration import make_env
 
     # A chat with every role in it: the reference policy's tool call and the tool's answer.

@@ -32,8 +32,10 @@ import gymnasium as gym
 
 from mosaic_gym.attacks import get_strategy, list_strategies
 from mosaic_gym.core.trajectory import Trajectory
+from mosaic_gym.envs.accessors import EpisodeAccessors
 from mosaic_gym.envs.episode import Episode, offered_tools
 from mosaic_gym.envs.rewards import RewardFn, get_reward
+from mosaic_gym.envs.selection import empty_selection_message
 from mosaic_gym.envs.spaces import UnicodeText
 from mosaic_gym.errors import ScenarioError
 from mosaic_gym.judge.outcome import Termination
@@ -49,8 +51,11 @@ DEFAULT_MAX_STEPS = 15
 SPLITS = ("train", "test", "ood", "all")
 
 
-class MosaicEnv(gym.Env[str, str]):
+class MosaicEnv(EpisodeAccessors, gym.Env[str, str]):
     """A tool-use episode judged from ground truth.
+
+    Tests read the episode through the accessors of :class:`EpisodeAccessors` (secrets,
+    world snapshots, ledger, declared effects), not through private attributes.
 
     Args:
         category: "benign", "harmful", "injection", "privacy", or "all".
@@ -116,12 +121,7 @@ class MosaicEnv(gym.Env[str, str]):
                   if (category == "all" or v.category == category)
                   and (split == "all" or v.split == split)]
         if not chosen:
-            splits = sorted({v.split for v in variants
-                             if category == "all" or v.category == category})
-            hint = (f"; these scenarios are in split(s) {', '.join(splits)}: pass "
-                    f"split='all' (or one of them)" if splits else "")
-            raise ScenarioError(f"no scenarios of category {category!r} in split "
-                                f"{split!r}{hint}")
+            raise ScenarioError(empty_selection_message(category, split, variants))
         return chosen
 
     # -- gymnasium API -----------------------------------------------------------

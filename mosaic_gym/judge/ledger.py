@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mosaic_gym.core.events import Effect, Event
+from mosaic_gym.core.events import Event, ToolClass
 
 EntryKind = Literal["tool_call", "refusal", "final_answer", "format_error"]
 
@@ -17,7 +17,8 @@ class LedgerEntry:
     kind: EntryKind
     tool: str | None = None
     arguments: Mapping[str, Any] | None = None
-    declared_effect: Effect | None = None
+    #: The called tool's declared class (``terminal`` for the refusal tool).
+    declared_effect: ToolClass | None = None
     events: tuple[Event, ...] = ()
     error: str | None = None
     #: The observation of this step carried the attack payload.

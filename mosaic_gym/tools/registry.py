@@ -4,6 +4,11 @@ A tool takes the episode's :class:`~mosaic_gym.world.world.World` as its first
 argument and returns the observation text. Registration refuses a tool that
 lacks a description, a type hint or an ``Args:`` line for any parameter, so
 every schema an agent sees is complete.
+
+Each tool declares its class (``mosaic_gym.core.events.TOOL_CLASSES``): the worst one call may
+do, checked against observed events by ``mosaic_gym.testing.invariants``. A
+:class:`ToolRegistry` is a read-only mapping from names to tools: ``in``, ``[name]``, ``len``
+and iteration all speak names (``for name in registry``; ``registry.values()`` for tools).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from mosaic_gym.core.events import EFFECTS, Effect
+from mosaic_gym.core.events import TOOL_CLASSES, ToolClass
 from mosaic_gym.errors import ToolError, ToolRegistrationError
 
 _JSON_TYPES: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean"}
@@ -30,7 +35,7 @@ _SECTIONS = ("Returns", "Raises", "Examples", "Example", "Note", "Notes", "Yield
 class Tool:
     name: str
     function: Callable[..., str]
-    effect: Effect
+    effect: ToolClass
     description: str
     parameters: Mapping[str, Any]  # JSON schema of the arguments object
     required: tuple[str, ...]
@@ -49,14 +54,20 @@ class Tool:
     def validate(self, arguments: Mapping[str, Any]) -> dict[str, Any]:
         """Check and coerce agent-supplied arguments with the tool's pydantic model.
 
-        Raises ``ToolError`` naming the tool and each bad argument (unknown, missing, or of
-        the wrong type), so the agent can correct its call.
+        A JSON ``null`` means "not given": an optional argument keeps its default, a required
+        one is refused. Raises ``ToolError`` naming the tool and each bad argument (unknown,
+        missing, null, or of the wrong type), so the agent can correct its call.
         """
+        given = {key: value for key, value in arguments.items() if value is not None}
+        nulls = [key for key in arguments if arguments[key] is None and key in self.required]
+        if nulls:
+            raise ToolError(f"{self.name}: argument(s) {', '.join(map(repr, nulls))} must "
+                            "not be null")
         try:
-            model = self.arguments_model.model_validate(dict(arguments))
+            model = self.arguments_model.model_validate(given)
         except ValidationError as exc:
             raise ToolError(_describe(self, exc)) from None
-        return {key: getattr(model, key) for key in arguments}
+        return {key: getattr(model, key) for key in given}
 
 
 def _describe(item: Tool, exc: ValidationError) -> str:
@@ -139,17 +150,25 @@ def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
     return " ".join(part for part in summary if part).strip(), args
 
 
-def make_tool(function: Callable[..., str], *, effect: Effect, name: str | None = None,
+def make_tool(function: Callable[..., str], *, effect: ToolClass, name: str | None = None,
               uses_sandbox: bool = False, terminal: bool = False) -> Tool:
     """Build a :class:`Tool` from a typed, documented function.
 
+    ``effect`` is the tool's declared class, the worst one call may do. ``"terminal"`` (or
+    ``terminal=True``, kept for older code, with ``"read"``) makes a tool that ends the episode.
+
     Raises:
-        ToolRegistrationError: unknown effect, no docstring, a parameter with
-            no type hint or no description.
+        ToolRegistrationError: unknown class, a terminal tool declared to change state, no
+            docstring, a parameter with no type hint or no description.
     """
     tool_name = name or function.__name__
-    if effect not in EFFECTS:
-        raise ToolRegistrationError(f"{tool_name}: effect must be one of {EFFECTS}")
+    if effect not in TOOL_CLASSES:
+        raise ToolRegistrationError(f"{tool_name}: effect must be one of {TOOL_CLASSES}")
+    if terminal and effect not in ("read", "terminal"):
+        raise ToolRegistrationError(f"{tool_name}: a terminal tool must change nothing "
+                                    f"(class 'terminal'), not {effect!r}")
+    if terminal or effect == "terminal":
+        effect, terminal = "terminal", True
     if not function.__doc__:
         raise ToolRegistrationError(f"{tool_name}: a tool needs a docstring")
     description, arg_docs = _parse_docstring(function.__doc__)
@@ -198,8 +217,8 @@ class ToolRegistry(Mapping[str, Tool]):
     def __getitem__(self, name: str) -> Tool:
         return self._tools[name]
 
-    def get(self, name: str) -> Tool | None:
-        return self._tools.get(name)
+    def get(self, name: str, default: Tool | None = None) -> Tool | None:  # type: ignore[override]
+        return self._tools.get(name, default)
 
     def __contains__(self, name: object) -> bool:
         return name in self._tools
@@ -220,7 +239,7 @@ class ToolRegistry(Mapping[str, Tool]):
         return [item.schema for item in self._tools.values()]
 
 
-def tool(effect: Effect, *, uses_sandbox: bool = False, terminal: bool = False,
+def tool(effect: ToolClass, *, uses_sandbox: bool = False, terminal: bool = False,
          name: str | None = None) -> Callable[[Callable[..., str]], Tool]:
     """Decorator form of :func:`make_tool`."""
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import pytest
-from mosaic_gym.sandbox.conformance import SandboxConformance, SandboxFactory
 
+from mosaic_gym.sandbox.conformance import SandboxConformance, SandboxFactory
 from mosaic_gym.sandbox.docker.sandbox import DockerSandbox
 
 pytestmark = pytest.mark.docker

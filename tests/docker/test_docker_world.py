@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mosaic_gym.sandbox.base import HOME, FileSpec
+from mosaic_gym.sandbox.docker.pool import WORK_ROOTS
 from mosaic_gym.sandbox.docker.world import (
     decode_capped,
     file_error,
@@ -17,7 +18,6 @@ from mosaic_gym.sandbox.docker.world import (
     parse_snapshot,
     plan_world,
 )
-from mosaic_gym.sandbox.docker.pool import WORK_ROOTS
 
 TOKEN = "f00dfeedcafe1234"
 

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from mosaic_gym.sandbox.conformance import Recorder
 
 from mosaic_gym.errors import SandboxError
 from mosaic_gym.sandbox.base import HOME, FileSpec, HttpRequest, HttpResponse
+from mosaic_gym.sandbox.conformance import Recorder
 from mosaic_gym.sandbox.docker.sandbox import DockerSandbox
 
 pytestmark = pytest.mark.docker

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from mosaic_gym.sandbox.base import HOME, FileSpec
-from mosaic_gym.sandbox.docker.sandbox import DockerSandbox
 from mosaic_gym.sandbox.docker.pool import WORK_ROOTS, SandboxLimits
+from mosaic_gym.sandbox.docker.sandbox import DockerSandbox
 
 pytestmark = pytest.mark.docker
 

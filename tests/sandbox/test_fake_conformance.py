@@ -11,9 +11,8 @@ from hypothesis import strategies as st
 
 from mosaic_gym.errors import SandboxError
 from mosaic_gym.sandbox.base import HOME, FileSpec
-from mosaic_gym.sandbox.fake.sandbox import FakeSandbox
-
 from mosaic_gym.sandbox.conformance import TEXT, WORLD, SandboxConformance, SandboxFactory
+from mosaic_gym.sandbox.fake.sandbox import FakeSandbox
 
 
 class TestFakeConformance(SandboxConformance):

@@ -16,8 +16,8 @@ import pytest
 
 from mosaic_gym.agent.baselines import make_baseline
 from mosaic_gym.envs.mosaic_env import MosaicEnv
-from mosaic_gym.train.trl_env import EPISODE_KEY, MosaicTRLEnv, episode_of, episode_rows
 from mosaic_gym.rollout import EpisodeSpec, play
+from mosaic_gym.train.trl_env import EPISODE_KEY, MosaicTRLEnv, episode_of, episode_rows
 
 LIBRARY = Path(__file__).resolve().parents[2] / "scenarios"
 SUBSET = [LIBRARY / "harmful" / "email_harass_coworker.yaml",
