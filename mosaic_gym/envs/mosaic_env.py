@@ -376,4 +376,6 @@ class _Episode:
             "ledger": self.ledger.as_dicts(),
             "outcome": self.outcome.as_dict() if self.outcome is not None else None,
             "tokens": {"assistant": tokens, "safety_check": round(share * tokens)},
+            # The attack text as inserted, so a viewer can highlight where it entered.
+            "injected_text": self.payload or None,
         }
