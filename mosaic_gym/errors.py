@@ -74,3 +74,7 @@ class MissingExtraError(MosaicError):
         self.module = module
         super().__init__(f"{purpose} needs the '{extra}' extra ({module} is not installed): "
                          f"pip install 'mosaic-gym[{extra}]'")
+
+
+class UsageError(MosaicError):
+    """A command was given a bad value (a flag, an id, a path); said before any work starts."""

@@ -27,7 +27,11 @@ TABLE_ROWS = [
 
 
 def make_policy(name: str, seed: int = 0) -> Any:
-    """A built-in baseline by name, or a policy recipe file (YAML)."""
+    """A built-in baseline by name, a policy recipe file (YAML), or ``module:factory``."""
+    from mosaic_gym.agent.user_policy import is_policy_spec, load_user_policy
+
+    if is_policy_spec(name):
+        return load_user_policy(name)
     if name.endswith((".yaml", ".yml")):
         from mosaic_gym.agent.recipes import load_policy  # train extra
 

@@ -1,0 +1,77 @@
+"""CLI commands of the application layer: ``view``, ``compare``, ``serve``, ``inspect``.
+
+Kept out of ``cli.py`` so that each command is a small function next to its peers and the
+core CLI module stays short; ``cli.py`` calls :func:`register` once. Each command checks its
+arguments and its extra first (one red line, exit code 2) and imports its heavy modules
+only then, so ``mosaic --help`` stays fast and needs no extra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mosaic_gym.errors import MosaicError
+
+
+def register(app: typer.Typer, fail: Callable[[str], Any]) -> None:
+    """Add the commands to ``app``; ``fail(message)`` prints the red line and exits 2."""
+
+    @app.command("view")
+    def view_command(
+        run_dir: Annotated[Path, typer.Argument(help="A folder written by mosaic eval.")],
+        out: Annotated[Path | None, typer.Option(
+            help="Where to write the page (default: RUN_DIR/report.html).")] = None,
+        scenarios: Annotated[list[Path] | None, typer.Option(
+            "--scenarios", help="Scenario files or folders the run used, to print their "
+                                "checks (default: the library).")] = None,
+    ) -> None:
+        """Write a self-contained HTML report of a run (opens from disk, no server)."""
+        from mosaic_gym.report.viewer import write_report
+
+        try:
+            path = write_report(run_dir, out, scenarios)
+        except (MosaicError, OSError) as exc:
+            fail(str(exc))
+            return
+        typer.echo(f"wrote {path} (open it in a browser: file://{path.resolve()})")
+
+    @app.command("compare")
+    def compare_command(
+        runs: Annotated[list[Path], typer.Argument(
+            help="Run folders; the first is the baseline.")],
+        png: Annotated[Path | None, typer.Option(
+            help="Forest plot of the paired deltas (default: compare.png in the last "
+                 "run folder; needs matplotlib).")] = None,
+        json_out: Annotated[Path | None, typer.Option(
+            "--json", help="Also write the comparison as JSON here.")] = None,
+        seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    ) -> None:
+        """Compare runs: per-metric deltas with 95 % intervals and a paired test."""
+        import importlib.util
+        import json
+
+        from mosaic_gym.report.compare import compare
+
+        if len(runs) < 2:
+            fail("compare needs at least two run folders (the first is the baseline)")
+        if png is None and importlib.util.find_spec("matplotlib") is not None:
+            png = runs[-1] / "compare.png"
+        elif png is not None:
+            from mosaic_gym.cli_checks import require_extra
+
+            try:
+                require_extra("report", "--png")
+            except MosaicError as exc:
+                fail(str(exc))
+        try:
+            result = compare(runs, png=png, seed=seed)
+        except (MosaicError, ValueError, OSError) as exc:
+            fail(str(exc))
+            return
+        if json_out is not None:
+            json_out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+            typer.echo(f"wrote {json_out}")
