@@ -350,8 +350,8 @@ tr.ledger-row.injected{background:#fff0f0}
       r.hidden=!ok;if(ok)shown++;});
     document.getElementById('shown').textContent=shown;
   }
-  keys.concat(['scenario']).forEach(function(k){
-    document.getElementById('f-'+k).addEventListener('input',filter);});
+  keys.concat(['scenario']).forEach(function(k){var el=document.getElementById('f-'+k);
+    el.addEventListener('input',filter);el.addEventListener('change',filter);});
   function route(){
     var open=null,m=/^#episode-(\\d+)$/.exec(location.hash);
     [].forEach.call(document.querySelectorAll('section.episode'),function(s){s.hidden=true;});
