@@ -75,3 +75,22 @@ def register(app: typer.Typer, fail: Callable[[str], Any]) -> None:
         if json_out is not None:
             json_out.write_text(json.dumps(result, indent=2), encoding="utf-8")
             typer.echo(f"wrote {json_out}")
+
+    @app.command("export-inspect")
+    def export_inspect_command(
+        run_dir: Annotated[Path, typer.Argument(help="A folder written by mosaic eval.")],
+        log_dir: Annotated[Path, typer.Option(help="Inspect log folder (inspect view "
+                                                   "--log-dir).")] = Path("logs"),
+    ) -> None:
+        """Write a run as an Inspect eval log that `inspect view` opens (needs [inspect])."""
+        from mosaic_gym.cli_checks import require_extra
+
+        try:
+            require_extra("inspect", "mosaic export-inspect")
+            from mosaic_gym.bridges.inspect_ai import export_run
+
+            path = export_run(run_dir, log_dir)
+        except (MosaicError, OSError) as exc:
+            fail(str(exc))
+            return
+        typer.echo(f"wrote {path} (inspect view --log-dir {log_dir})")
