@@ -94,3 +94,45 @@ def register(app: typer.Typer, fail: Callable[[str], Any]) -> None:
             fail(str(exc))
             return
         typer.echo(f"wrote {path} (inspect view --log-dir {log_dir})")
+
+    @app.command("serve")
+    def serve_command(
+        env_id: Annotated[str, typer.Option("--env", help="Environment id.")] = "mosaic/All-v0",
+        host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+        split: Annotated[str, typer.Option(help="train, test, ood or all.")] = "train",
+        attack: Annotated[str, typer.Option(
+            help="random (a strategy per episode), none, or a strategy.")] = "random",
+        backend: Annotated[str, typer.Option(help="fake or docker.")] = "fake",
+        max_sessions: Annotated[int, typer.Option(
+            help="Concurrent WebSocket sessions (one environment each).")] = 8,
+    ) -> None:
+        """Serve environments over OpenEnv (WebSocket sessions at /ws; needs [openenv])."""
+        from mosaic_gym import cli_checks as check
+
+        try:
+            check.require_extra("openenv", "mosaic serve")
+            check.check_env_id(env_id)
+            check.check_split(split)
+            check.check_backend(backend)
+            check.check_choice("--attack", attack, ["random", "none", *_strategies()])
+            check.check_count("--max-sessions", max_sessions)
+            if not 0 < port < 65536:
+                raise ValueError(f"--port must be between 1 and 65535 (got {port})")
+            from mosaic_gym.bridges.openenv import create_server_app
+
+            app_ = create_server_app(env_id, max_sessions=max_sessions, split=split,
+                                     attack=attack, backend=backend)
+        except (MosaicError, ValueError) as exc:
+            fail(str(exc))
+            return
+        import uvicorn
+
+        typer.echo(f"serving {env_id} on ws://{host}:{port}/ws (OpenEnv; Ctrl-C stops)")
+        uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+def _strategies() -> list[str]:
+    from mosaic_gym.attacks import list_strategies
+
+    return list(list_strategies())
