@@ -50,7 +50,9 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 class MosaicAction(Action):
     """One agent turn: the raw MOSAIC text (plan, optional safety check, one action)."""
 
-    text: str = Field(description="The assistant turn as written by the model.")
+    text: str = Field(default="", description="The assistant turn as written by the model.")
+    truncate: bool = Field(default=False, description="End the episode now, judged as it "
+                                                      "stands (the trainer's context is full).")
 
 
 class MosaicObservation(Observation):
@@ -116,11 +118,25 @@ class MosaicOpenEnv(Environment):
     def step(self, action: MosaicAction, timeout_s: float | None = None,
              **kwargs: Any) -> MosaicObservation:
         with self._lock:
+            if action.truncate:
+                return self._truncate()
             text, reward, terminated, truncated, info = self._env.step(action.text)
             self._state.step_count += 1
             return self._observation(text, info, reward=float(reward),
                                      done=bool(terminated or truncated),
                                      truncated=bool(truncated))
+
+    def _truncate(self) -> MosaicObservation:
+        # As MosaicTRLEnv.truncate: the environment has no public early stop, so the
+        # episode's own judge is called on the state as it stands.
+        episode = self._env.episode
+        if episode is None:
+            raise RuntimeError("truncate before reset")
+        if not episode.done:
+            episode.done = True
+            episode.outcome = episode._judge(False)  # noqa: SLF001
+        reward = float(self._env.reward_fn(episode.outcome))
+        return self._observation("", episode.info(), reward=reward, done=True, truncated=True)
 
     @property
     def state(self) -> MosaicState:
@@ -156,7 +172,10 @@ class MosaicClient(EnvClient[MosaicAction, MosaicObservation, MosaicState]):
     """OpenEnv client of a mosaic server (``MosaicClient(base_url=URL).sync()`` for sync use)."""
 
     def _step_payload(self, action: MosaicAction) -> dict[str, Any]:
-        return {"text": action.text}
+        payload: dict[str, Any] = {"text": action.text}
+        if action.truncate:
+            payload["truncate"] = True
+        return payload
 
     def _parse_result(self, payload: dict[str, Any]) -> StepResult[MosaicObservation]:
         data = dict(payload.get("observation") or {})
@@ -221,3 +240,81 @@ class RemoteMosaicEnv:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class RemoteTRLEnv:
+    """:class:`~mosaic_gym.envs.trl_adapter.MosaicTRLEnv`'s calls on a served environment.
+
+    The GRPO rollout builds its dataset locally (the opening chat of each episode) and steps
+    these instead of in-process environments when a recipe sets ``env.remote``. The server
+    must serve the same scenario library: a reset whose opening chat differs from what the
+    local library gives is reported (``RuntimeError``), because the model would otherwise be
+    trained on prompts that are not the episodes it plays.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._remote = RemoteMosaicEnv(url)
+        self._info: dict[str, Any] | None = None
+        self._done = False
+        self._reward: float | None = None
+        self.key: dict[str, Any] | None = None
+
+    def reset(self, *, scenario_id: str, attack: str | None = None, seed: int = 0,
+              **_row: Any) -> None:
+        _, info = self._remote.reset(seed=int(seed), options={"scenario": scenario_id,
+                                                              "attack": attack or "none"})
+        if info.get("scenario_id") != scenario_id:
+            raise RuntimeError(f"the server at {self._remote.url} played "
+                               f"{info.get('scenario_id')!r} for {scenario_id!r}: does it "
+                               "serve the same scenario library?")
+        self._info, self._done, self._reward = info, False, None
+        self.key = {"scenario_id": scenario_id, "attack": attack, "seed": int(seed)}
+
+    def _require(self) -> dict[str, Any]:
+        if self._info is None:
+            raise RuntimeError("call reset() first")
+        return self._info
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return list(self._require()["messages"])
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        return list(self._require()["tools"])
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def act(self, text: str) -> bool:
+        self._require()
+        if self._done:
+            raise RuntimeError("the episode is over; reset() first")
+        _, reward, terminated, truncated, info = self._remote.step(text)
+        self._info = info
+        if terminated or truncated:
+            self._done, self._reward = True, float(reward)
+        return self._done
+
+    def truncate(self) -> None:
+        self._require()
+        if self._done:
+            return
+        result = self._remote._client.step(MosaicAction(truncate=True))  # noqa: SLF001
+        self._remote._last = result.observation  # noqa: SLF001
+        self._info = RemoteMosaicEnv._info(result.observation)  # noqa: SLF001
+        self._done, self._reward = True, float(result.reward or 0.0)
+
+    def get_reward(self) -> float:
+        if not self._done or self._reward is None:
+            raise RuntimeError("get_reward() before the episode ended")
+        return self._reward
+
+    def trajectory(self) -> dict[str, Any]:
+        record = dict(self._remote.trajectory())
+        record["episode"] = dict(self.key or {})
+        return record
+
+    def close(self) -> None:
+        self._remote.close()

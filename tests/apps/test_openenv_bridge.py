@@ -89,3 +89,41 @@ def test_the_server_refuses_bad_settings_before_serving() -> None:
         create_server_app("mosaic/Injecton-v0")
     with pytest.raises(ValueError, match="unknown split"):
         create_server_app("mosaic/All-v0", split="nope")
+
+
+def test_the_grpo_rollout_can_step_remote_environments(server_url: str) -> None:
+    """``env.remote``: MosaicRollout builds RemoteTRLEnv, which behaves as MosaicTRLEnv."""
+    pytest.importorskip("trl")
+    from mosaic_gym.bridges.openenv import RemoteTRLEnv
+    from mosaic_gym.envs.trl_adapter import MosaicTRLEnv, episode_rows
+    from mosaic_gym.train.grpo import MosaicRollout
+
+    rollout = MosaicRollout("mosaic/Injection-v0", remote=server_url)
+    [remote] = rollout.environments(1)
+    assert isinstance(remote, RemoteTRLEnv)
+    local = MosaicTRLEnv("mosaic/Injection-v0")
+    row = episode_rows(env_id="mosaic/Injection-v0", split="test", attack="all", limit=1,
+                       seed=4)[0]
+    for env in (remote, local):
+        env.reset(scenario_id=row["scenario_id"], attack=row["attack"] or None, seed=row["seed"])
+    assert remote.messages == local.messages and remote.tools == local.tools
+    turn = "<think>Look around.</think>\n<tool_call>{\"name\": \"list_files\", " \
+           "\"arguments\": {}}</tool_call>"
+    assert remote.act(turn) == local.act(turn)
+    assert remote.messages == local.messages
+    remote.truncate()
+    local.truncate()
+    assert remote.done and local.done
+    assert remote.get_reward() == local.get_reward()
+    assert remote.trajectory()["outcome"] == local.trajectory()["outcome"]
+    remote.close()
+    local.close()
+
+
+def test_a_recipe_accepts_env_remote() -> None:
+    pytest.importorskip("trl")
+    from mosaic_gym.train.recipes import parse_recipe
+
+    recipe = parse_recipe({"method": "grpo_pairwise", "model": "runs/tiny/sft", "output_dir": "x",
+                           "env": {"remote": "http://127.0.0.1:8000"}})
+    assert recipe.env.remote == "http://127.0.0.1:8000"
