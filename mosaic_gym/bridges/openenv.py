@@ -22,9 +22,10 @@ rollout code uses (``reset(seed, options) -> (obs, info)``, ``step(text) -> 5-tu
 ``trajectory()``), which is what the GRPO rollout steps when a recipe says
 ``env.remote: URL``.
 
-verifiers: its OpenEnv taskset connects to any OpenEnv server by URL and speaks this
-``/ws`` protocol; pointed at ``mosaic serve``, it reaches mosaic with no code on our side
-(see ``README.md``, "Served over OpenEnv").
+verifiers: its ``OpenEnvEnv`` integration runs an OpenEnv *project* (server module + prompt
+renderer) in a Prime sandbox; for mosaic the server module is a call of
+:func:`create_server_app` and the renderer returns ``observation["messages"]`` (README,
+"Inspect AI and OpenEnv"). Not tested here: verifiers targets ``openenv-core`` 0.2.1.
 """
 
 from __future__ import annotations
