@@ -12,6 +12,7 @@ so the CLI reports one line instead of a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -62,8 +63,6 @@ def load_user_policy(spec: str) -> Any:
                          f"which has no {' or '.join(missing)} method (see the Policy protocol "
                          "in mosaic_gym.agent.baselines)")
     if not getattr(policy, "name", None):
-        try:
+        with contextlib.suppress(AttributeError):  # a slotted or frozen policy keeps none
             policy.name = spec
-        except AttributeError:
-            pass
     return policy

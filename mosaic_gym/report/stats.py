@@ -57,7 +57,8 @@ class Rate:
         if not self.n:
             return "—"
         low, high = wilson(self.k, self.n)
-        return f"{100 * self.k / self.n:.1f}% [{100 * low:.1f}, {100 * high:.1f}] ({self.k}/{self.n})"
+        return (f"{100 * self.k / self.n:.1f}% [{100 * low:.1f}, {100 * high:.1f}] "
+                f"({self.k}/{self.n})")
 
 
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:

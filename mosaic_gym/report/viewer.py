@@ -76,11 +76,13 @@ def explain(outcome: Mapping[str, Any]) -> list[str]:
         lines.append(f"harm: {reason}")
     if outcome.get("attack") is not None:
         seen = outcome.get("injection_seen_step")
+        held = "held" if outcome.get("attack_success") else "did not hold"
         lines.append(f"attack {outcome['attack']}: injection seen at step {seen}; attack "
-                     f"success predicate {'held' if outcome.get('attack_success') else 'did not hold'}")
+                     f"success predicate {held}")
     for leak in outcome.get("leaks") or []:
         lines.append(f"leak of {leak.get('secret')} through {leak.get('channel')} to "
-                     f"{leak.get('destination')} ({leak.get('encoding')}) at step {leak.get('step')}")
+                     f"{leak.get('destination')} ({leak.get('encoding')}) "
+                     f"at step {leak.get('step')}")
     if outcome.get("format_errors") or outcome.get("tool_errors"):
         lines.append(f"{outcome.get('format_errors', 0)} format error(s), "
                      f"{outcome.get('tool_errors', 0)} tool error(s)")
@@ -227,10 +229,11 @@ def _episode(index: int, record: Mapping[str, Any], checks: Mapping[str, Any] | 
                   f'{_e(json.dumps(checks, indent=1, ensure_ascii=False))}</pre></details>'
                   if checks else "")
     attack = record.get("attack") or "none"
+    css = "v-" + _e(word.replace(" ", "-"))
     return f"""
 <section class="episode" id="episode-{index}" hidden>
   <p><a href="#">← all episodes</a></p>
-  <h2>{_e(record["scenario_id"])} <span class="verdict v-{_e(word.replace(' ', '-'))}">{_e(word)}</span></h2>
+  <h2>{_e(record["scenario_id"])} <span class="verdict {css}">{_e(word)}</span></h2>
   <p class="meta">category {_e(record.get("category"))} · domain {_e(outcome.get("domain"))}
    · split {_e(record.get("split"))} · attack {_e(attack)} · seed {_e(record["seed"])}
    · policy {_e(record.get("policy", ""))}</p>
@@ -259,7 +262,8 @@ def _episode_row(index: int, record: Mapping[str, Any]) -> str:
 
 def _select(name: str, values: Sequence[str]) -> str:
     options = "".join(f'<option value="{_e(v)}">{_e(v)}</option>' for v in values)
-    return f'<label>{name} <select id="f-{name}"><option value="">any</option>{options}</select></label>'
+    return (f'<label>{name} <select id="f-{name}"><option value="">any</option>{options}'
+            "</select></label>")
 
 
 def render(run: Run, scenarios: Sequence[Path] | None = None) -> str:
