@@ -16,7 +16,7 @@ The table is printed with rich and, when matplotlib is installed (the ``report``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,32 @@ def plot(comparisons: Sequence[tuple[Run, list[MetricComparison]]], baseline: Ru
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def compare_files(files: Mapping[str, Path], baseline: str, *, seed: int = 0,
+                  quiet: bool = False) -> dict[str, Any]:
+    """Compare trajectory files (name -> JSONL) with the one named ``baseline``, paired.
+
+    This is what the replication uses (its evaluations are JSONL files of one plan, so every
+    episode is shared): one table per method against the baseline, and the JSON form.
+    """
+    from rich.console import Console
+
+    from mosaic_gym.report.runs import read_records
+
+    runs = {name: Run(path=Path(path), metrics={"policy": name},
+                      records=read_records(Path(path))) for name, path in files.items()}
+    if baseline not in runs:
+        raise ValueError(f"no trajectories for the baseline {baseline!r}")
+    console = Console(quiet=quiet, width=200)
+    result = {}
+    for name, run in runs.items():
+        if name == baseline:
+            continue
+        rows = compare_runs(runs[baseline], run, seed=seed)
+        console.print(comparison_table(runs[baseline], run, rows))
+        result[name] = [row.as_dict() for row in rows]
+    return {"baseline": baseline, "methods": result}
 
 
 def compare(paths: Sequence[Path | str], png: Path | None = None, seed: int = 0,

@@ -61,6 +61,13 @@ def load_run(path: Path | str) -> Run:
         raise RunError(f"{metrics_file}: not JSON ({exc})") from None
     if not isinstance(metrics, dict):
         raise RunError(f"{metrics_file}: expected a JSON object")
+    return Run(path=path, metrics=metrics, records=read_records(trajectories))
+
+
+def read_records(trajectories: Path) -> list[dict[str, Any]]:
+    """The records of a trajectories JSONL file, checked line by line (``RunError``)."""
+    if not trajectories.is_file():
+        raise RunError(f"{trajectories}: missing")
     records = []
     with trajectories.open(encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, start=1):
@@ -76,4 +83,4 @@ def load_run(path: Path | str) -> Run:
                 if key not in record:
                     raise RunError(f"{trajectories}:{number}: the record has no {key!r}")
             records.append(record)
-    return Run(path=path, metrics=metrics, records=records)
+    return records

@@ -180,3 +180,17 @@ def test_compare_writes_a_png_and_a_json_document(tmp_path: Path, runs: dict[str
     json.dumps(result)  # serialisable as it is
     with pytest.raises(ValueError, match="at least two"):
         compare([runs["comply"]])
+
+
+def test_compare_files_is_the_replications_paired_table(runs: dict[str, Path]) -> None:
+    from mosaic_gym.report.compare import compare_files
+
+    files = {name: folder / "trajectories.jsonl" for name, folder in runs.items()}
+    result = compare_files(files, "reference", quiet=True)
+    assert set(result["methods"]) == {"comply", "refuse"}
+    refuse = {row["metric"]: row for row in result["methods"]["refuse"]}
+    # The reference completes every benign task, refusing completes none: paired -100 points.
+    assert refuse["benign_utility"]["paired"]["delta"] == pytest.approx(-1.0)
+    assert refuse["benign_utility"]["paired"]["other_only"] == 0
+    with pytest.raises(ValueError, match="baseline"):
+        compare_files(files, "nobody", quiet=True)
