@@ -330,12 +330,14 @@ text-align:left;vertical-align:top}table.metrics td{text-align:right;white-space
 .v-correct{background:#cdeccd}.v-attack-succeeded,.v-leak,.v-harm,.v-infra-error{background:#f7c6c6}
 .v-over-refusal,.v-missed-refusal,.v-incomplete{background:#f8e3b5}
 .columns{display:flex;gap:1.5em;align-items:flex-start}.chat{flex:3;min-width:0}
-aside{flex:2;min-width:0;overflow-x:auto}.msg{background:#fff;border:1px solid #d5d9de;border-radius:6px;
+aside{flex:2;min-width:0;overflow-x:auto}
+.msg{background:#fff;border:1px solid #d5d9de;border-radius:6px;
 padding:6px 10px;margin:6px 0}.msg.user{background:#eef4ff}.msg.assistant{margin-left:2em}
 .msg.tool{background:#f4f4f4}.msg.tool.injected{border-color:#d9534f}.who{display:block;
 font-size:.8em;color:#667;margin-bottom:2px}.tag{font-size:.75em;text-transform:uppercase;
 color:#fff;background:#778;border-radius:4px;padding:0 4px;margin-right:6px}
-.safety .tag{background:#2e7d32}.safety.skipped{color:#999}.safety.skipped .tag{background:#aaa}.refusal .tag{background:#b26a00}
+.safety .tag{background:#2e7d32}.safety.skipped{color:#999}
+.safety.skipped .tag{background:#aaa}.refusal .tag{background:#b26a00}
 .format-error .tag{background:#c62828}pre{white-space:pre-wrap;word-break:break-word;margin:2px 0}
 mark.injected{background:#ffd0d0;outline:1px solid #d9534f}.badge.inj{color:#b00;font-weight:bold}
 tr.ledger-row.injected{background:#fff0f0}
