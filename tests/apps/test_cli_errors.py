@@ -179,3 +179,22 @@ def test_the_installed_entry_point_prints_no_traceback() -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and result.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize(("args", "fragments"), [
+    (["view", "no/such/run"], ["no such run folder"]),
+    (["compare", "no/such/run"], ["at least two run folders"]),
+    (["compare", "no/a", "no/b"], ["no such run folder"]),
+    (["export-inspect", "no/such/run"], ["no such run folder"]),
+    (["serve", "--env", "mosaic/Privcy-v0"], ["did you mean 'mosaic/Privacy-v0'"]),
+    (["serve", "--attack", "foo"], ["unknown --attack 'foo'"]),
+    (["serve", "--max-sessions", "0"], ["--max-sessions must be at least 1"]),
+    (["serve", "--port", "0"], ["--port must be between 1 and 65535"]),
+    (["collect", "--k", "0"], ["--k must be at least 1"]),
+    (["collect", "--env", "mosaic/Al-v0"], ["did you mean 'mosaic/All-v0'"]),
+])
+def test_other_commands_explain_too(args: list[str], fragments: list[str],
+                                    capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    code, _, err = run_cli(args, capsys, monkeypatch)
+    assert_one_red_line(code, err, *fragments)
