@@ -28,14 +28,15 @@ def _fail(message: str) -> None:
 @app.command("eval")
 def eval_command(
     policy: Annotated[str, typer.Option(
-        help="Built-in policy (reference, comply, refuse, random) or a recipe YAML in "
-             "policies/.")] = "reference",
+        help="Built-in policy (reference, comply, refuse, random), a recipe YAML in "
+             "policies/, or module:factory (your own policy).")] = "reference",
     env_id: Annotated[str, typer.Option("--env", help="Environment id.")] = "mosaic/All-v0",
     split: Annotated[str, typer.Option(help="train, test, ood or all.")] = "all",
     attack: Annotated[str, typer.Option(help="all (every strategy), none, or a strategy.")] = "all",
     seeds: Annotated[int, typer.Option(help="Seeds per (scenario, attack).")] = 1,
     backend: Annotated[str, typer.Option(help="fake or docker.")] = "fake",
-    scenario: Annotated[str | None, typer.Option(help="For mosaic/Scenario-v0.")] = None,
+    scenario: Annotated[str | None, typer.Option(
+        help="A scenario id, a YAML file or a folder of them: plays mosaic/Scenario-v0.")] = None,
     out: Annotated[Path, typer.Option(help="Directory for metrics.json and "
                                            "trajectories.jsonl.")] = Path("runs/eval"),
     limit: Annotated[int | None, typer.Option(
@@ -47,9 +48,21 @@ def eval_command(
                                                "of a batched policy).")] = 1,
 ) -> None:
     """Evaluate a policy: one table per category, JSON metrics, JSONL trajectories."""
+    from mosaic_gym import cli_checks as check
     from mosaic_gym.evaluate import evaluate_policy
 
     try:
+        # Every flag is checked before the plan is played or runs/eval is touched.
+        check.check_count("--seeds", seeds)
+        check.check_count("--limit", limit)
+        check.check_split(split)
+        check.check_attack(attack)
+        check.check_backend(backend)
+        check.check_env_id(env_id)
+        env_id, scenario = check.check_scenario(scenario, env_id)
+        if policy.endswith((".yaml", ".yml")):
+            check.require_extra("train", "a policy recipe")
+        check.check_policy(policy)
         evaluate_policy(policy=policy, env_id=env_id, split=split, attack=attack,
                         seeds=range(seeds), backend=backend, scenario=scenario, out=out,
                         limit=limit, fresh=fresh, num_envs=num_envs)
@@ -200,6 +213,7 @@ def tiny_command(
                                             "on.")] = "train",
 ) -> None:
     """Build the tiny offline chat model (random weights, trained tokenizer) into OUT."""
+    _needs_train_extra("mosaic tiny")
     from rich.console import Console
 
     from mosaic_gym.train.tiny import build_tiny
@@ -234,9 +248,17 @@ def sft_command(
                                             "rate (0: skip).")] = 0,
 ) -> None:
     """Fine-tune a model on a scripted teacher's trajectories (assistant-only loss, CPU)."""
+    _needs_train_extra("mosaic sft")
+    from mosaic_gym import cli_checks as check
     from mosaic_gym.train.sft import check_format, run_sft
 
     try:
+        check.check_count("--seeds", seeds)
+        check.check_count("--batch-size", batch_size)
+        check.check_split(split)
+        if not model.is_dir():
+            raise FileNotFoundError(f"--model {model}: no such model folder (build one with "
+                                    "mosaic tiny)")
         path = run_sft(model, out, policy=policy, split=split, seeds=range(seeds),
                        max_steps=max_steps, epochs=epochs, learning_rate=lr,
                        batch_size=batch_size, seed=seed)
@@ -279,6 +301,23 @@ def collect_command(
     actor_gpus: Annotated[float, typer.Option(help="GPUs per Ray actor.")] = 0.0,
 ) -> None:
     """Collect groups of K rollouts per (scenario, attack, seed) for preference training."""
+    from mosaic_gym import cli_checks as check
+
+    try:
+        for flag, value in (("--k", k), ("--seeds", seeds), ("--num-envs", num_envs),
+                            ("--limit", limit), ("--actors", actors)):
+            check.check_count(flag, value)
+        check.check_split(split)
+        check.check_attack(attack)
+        check.check_backend(backend)
+        check.check_env_id(env_id)
+        env_id, scenario = check.check_scenario(scenario, env_id)
+        if policy.endswith((".yaml", ".yml")):
+            check.require_extra("train", "a policy recipe")
+        check.check_policy(policy)
+        check.check_ray(ray_address)  # "no cluster" now, not after the plan is built
+    except (MosaicError, ValueError) as exc:
+        _fail(str(exc))
     from mosaic_gym.rollout.collect import collect, summarize_collection
 
     options = {"num_gpus": actor_gpus} if actor_gpus else None
@@ -300,6 +339,14 @@ def train_command(
     max_steps: Annotated[int | None, typer.Option(help="Override the optimizer steps.")] = None,
 ) -> None:
     """Train a policy from a recipe: SFT, DPO, or GRPO (pairwise MOSAIC or scalar)."""
+    from mosaic_gym import cli_checks as check
+
+    try:
+        check.check_count("--max-steps", max_steps)
+        # The whole recipe, TRL keys included, before any rollout or model load.
+        check.check_train_recipe(recipe)
+    except (MosaicError, ValueError) as exc:
+        _fail(str(exc))
     from mosaic_gym.train.recipes import load_recipe
     from mosaic_gym.train.run import run_recipe
 
@@ -326,6 +373,9 @@ def replicate_command(
              "domains, about 2 minutes more).")] = None,
 ) -> None:
     """Tiny model -> SFT -> pairwise GRPO, scalar GRPO and DPO; before/after table on ood."""
+    _needs_train_extra("mosaic replicate")
+    if eval_episodes is not None and eval_episodes < 0:
+        _fail(f"--eval-episodes must be 0 (all) or more (got {eval_episodes})")
     from mosaic_gym.train.replicate import replicate
 
     try:
@@ -336,8 +386,60 @@ def replicate_command(
         _fail(str(exc))
 
 
+def _needs_train_extra(command: str) -> None:
+    from mosaic_gym.cli_checks import require_extra
+
+    try:
+        require_extra("train", command)
+    except MosaicError as exc:
+        _fail(str(exc))
+
+
+def _register_more_commands() -> None:
+    # Commands that live in their own modules (report viewer, bridges): one line each here.
+    from mosaic_gym.cli_apps import register
+
+    register(app, fail=_fail)
+
+
+_register_more_commands()
+
+
+def _click_exceptions() -> tuple[type[Exception], type[Exception]]:
+    """(UsageError, ClickException) of the click that typer runs on (recent typer vendors it)."""
+    try:
+        from typer._click.exceptions import ClickException, UsageError
+    except ImportError:  # typer on the public click
+        from click.exceptions import ClickException, UsageError
+    return UsageError, ClickException
+
+
 def main() -> None:
-    app()
+    usage_error, click_exception = _click_exceptions()
+    try:
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            raise SystemExit(code)
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        typer.secho("aborted", fg=typer.colors.RED, err=True)
+        raise SystemExit(130) from None
+    except usage_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `mosaic` or `mosaic scenarios`
+            typer.echo(exc.format_message())  # type: ignore[attr-defined]
+            raise SystemExit(0) from None
+        # A bad or missing flag: one red line (and where to look), not a framed box.
+        ctx = getattr(exc, "ctx", None)
+        command = ctx.command_path if ctx is not None else "mosaic"
+        message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+        typer.secho(f"error: {message} (see '{command} --help')", fg=typer.colors.RED,
+                    err=True)
+        raise SystemExit(2) from None
+    except click_exception as exc:
+        message = " ".join(exc.format_message().split())  # type: ignore[attr-defined]
+        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

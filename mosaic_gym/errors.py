@@ -136,3 +136,24 @@ class OpenAIBackendError(ModelError):
 
 class ServerUnavailableError(OpenAIBackendError):
     """No answer from the server after every retry."""
+
+
+class RunError(MosaicError):
+    """A run folder (``metrics.json`` + ``trajectories.jsonl``) is missing or unreadable."""
+
+
+class MissingExtraError(MosaicError):
+    """A command needs an optional extra that is not installed.
+
+    The message ends with the exact ``pip install 'mosaic-gym[extra]'`` line.
+    """
+
+    def __init__(self, extra: str, module: str, purpose: str) -> None:
+        self.extra = extra
+        self.module = module
+        super().__init__(f"{purpose} needs the '{extra}' extra ({module} is not installed): "
+                         f"pip install 'mosaic-gym[{extra}]'")
+
+
+class UsageError(MosaicError):
+    """A command was given a bad value (a flag, an id, a path); said before any work starts."""

@@ -11,7 +11,15 @@ export PIP_CONSTRAINT="$PWD/tests/constraints.txt"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 echo "== installing mosaic-gym with test extras"
-$PY -m pip install --quiet -e ".[dev,testing,docker,train,vllm,ray]"
+$PY -m pip install --quiet -e ".[dev,testing,docker,train,vllm,ray,inspect,openenv,report]"
+
+# The viewer's browser test drives Debian's chromium through chromedriver (selenium).
+if { ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; } \
+    && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+  echo "== chromium and chromium-driver (for tests/apps/test_viewer_browser.py)"
+  apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null \
+    || echo "chromium unavailable: the browser test will skip"
+fi
 
 if [ "${MOSAIC_SKIP_DOCKER_SETUP:-0}" != "1" ] && [ -x sandboxes/setup_engine.sh ]; then
   echo "== docker engine (for the docker backend tests)"

@@ -7,7 +7,8 @@ seed. A policy may also offer ``act_batch`` (one turn for each of many chats), w
 rollout driver uses to serve many environments with one batched model call.
 
 :func:`make_policy` accepts a built-in baseline name (``reference``, ``comply``, ``refuse``,
-``random``) or a policy recipe (``policies/*.yaml``, needs the ``train`` extra).
+``random``), a policy recipe (``policies/*.yaml``, needs the ``train`` extra), or a user's own
+``module:factory`` (:mod:`mosaic_gym.agent.user_policy`).
 """
 
 from __future__ import annotations
@@ -33,11 +34,15 @@ class Policy(Protocol):
 
 
 def make_policy(name: str | os.PathLike[str], seed: int = 0) -> Any:
-    """A built-in baseline by name, or a policy recipe file (YAML).
+    """A built-in baseline by name, a policy recipe file (YAML), or ``module:factory``.
 
     Raises ``ValueError`` for an unknown name or a missing recipe file.
     """
+    from mosaic_gym.agent.user_policy import is_policy_spec, load_user_policy
+
     name = str(name)
+    if is_policy_spec(name):
+        return load_user_policy(name)
     if name.endswith((".yaml", ".yml")):
         if not Path(name).is_file():
             raise ValueError(f"policy recipe {name!r} not found")
@@ -51,8 +56,12 @@ def make_policy(name: str | os.PathLike[str], seed: int = 0) -> Any:
 
 def check_policy(policy: PolicySource) -> None:
     """Fail before any work starts: an unknown baseline name or a missing recipe file."""
+    from mosaic_gym.agent.user_policy import is_policy_spec
+
     if isinstance(policy, (str, os.PathLike)):
         name = str(policy)
+        if is_policy_spec(name):
+            return
         if name.endswith((".yaml", ".yml")):
             if not Path(name).is_file():
                 raise ValueError(f"policy recipe {name!r} not found")
@@ -78,9 +87,11 @@ def policy_factory(policy: PolicySource) -> tuple[Any | None, Callable[[], Any] 
     recipe gives one loaded policy, shared; a policy object is shared; any other callable is
     the factory. Raises ``TypeError`` for anything else.
     """
+    from mosaic_gym.agent.user_policy import is_policy_spec
+
     if isinstance(policy, (str, os.PathLike)):
         name = str(policy)
-        if name.endswith((".yaml", ".yml")):
+        if name.endswith((".yaml", ".yml")) or is_policy_spec(name):
             return make_policy(name), None
         make_policy(name)  # fail now on an unknown name
         return None, lambda: make_policy(name)

@@ -125,6 +125,9 @@ class Trajectory(BaseModel):
     rollout_index: int | None = None
     sampling_seed: int | None = None
     env_reward: float | None = None
+    injected_text: str | None = None
+    """The attack text as inserted into the world (``None`` without attack): a viewer
+    highlights where it entered the chat."""
     hesitant_refusal: bool = False
     """Set on SFT records cut short by a scenario-blind refusal (``train.sft``)."""
 

@@ -244,7 +244,8 @@ class Episode:
             steps=[StepRecord(kind=kind, has_plan=plan, has_safety_check=check,
                               format_score=score) for kind, plan, check, score in self.parsed],
             ledger=self.ledger.as_dicts(), outcome=self._outcome_dict,
-            tokens=TokenCounts(assistant=tokens, safety_check=round(share * tokens)))
+            tokens=TokenCounts(assistant=tokens, safety_check=round(share * tokens)),
+            injected_text=self.payload or None)
 
 
 def offered_tools(all_tools: ToolRegistry, names: list[str]) -> ToolRegistry:

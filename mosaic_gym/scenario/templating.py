@@ -6,6 +6,11 @@ resolved. Loading therefore validates in *template mode*, where a string that
 contains a placeholder passes any field unchecked; the loader then resolves
 every variant once (seed 0) and validates the result strictly, so type errors
 behind placeholders still surface at load time, with file, line and field.
+
+Why not a template engine (Jinja2): placeholders here are plain ``{{ name }}`` values put
+into typed fields after parsing, never text spliced into raw YAML (where a payload holding
+braces or quotes would corrupt the file). An engine would add expressions, filters and
+escaping rules that authors do not need and that a scenario loader should not evaluate.
 """
 
 from __future__ import annotations

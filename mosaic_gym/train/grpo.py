@@ -144,12 +144,17 @@ class MosaicRollout:
 
     def __init__(self, env_id: str = "mosaic/All-v0", *, backend: str = "fake",
                  max_steps: int | None = None,
-                 scenario_paths: Sequence[str | Path] | None = None) -> None:
+                 scenario_paths: Sequence[str | Path] | None = None,
+                 remote: str | None = None) -> None:
         from mosaic_gym.envs.registration import make_env
 
         self._make = lambda: make_env(env_id, split="all", backend=backend, attack="none",
                                       max_steps=max_steps, scenario_paths=list(scenario_paths)
                                       if scenario_paths else None)
+        if remote is not None:  # env.remote: step environments served over OpenEnv
+            from mosaic_gym.rollout.remote import RemoteMosaicEnv
+
+            self._make = lambda: RemoteMosaicEnv(remote)
         self.pool: list[Any] = []
         self.episodes_played = 0
 
@@ -403,7 +408,7 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
              use_vllm: bool | Literal["auto"] = "auto", vllm_mode: str = "colocate",
              trl: dict[str, Any] | None = None, name: str | None = None,
              chat_template: str | None = None,
-             quiet: bool = False) -> Path:
+             quiet: bool = False, remote: str | None = None) -> Path:
     """Train ``model`` with GRPO on MOSAIC episodes; save it to ``out_dir`` and return it.
 
     ``limit`` trains on a seeded subset of the episodes, drawn round-robin over the
@@ -459,7 +464,7 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
         forced["vllm_mode"] = vllm_mode
     config = trl_config(GRPOConfig, holder, defaults, forced)
     rollout = MosaicRollout(env_id, backend=backend, max_steps=env_max_steps,
-                            scenario_paths=scenario_paths)
+                            scenario_paths=scenario_paths, remote=remote)
     rewards: list[Any] = make_reward_funcs(reward, k=k, l0=l0, length_penalty=length_penalty,
                                            format_reward=format_reward)
     trainer = GRPOTrainer(
@@ -496,4 +501,4 @@ def run_grpo_recipe(recipe: Any, *, quiet: bool = False) -> Path:
                     max_new_tokens=gen.max_new_tokens, use_vllm=gen.use_vllm,
                     vllm_mode=gen.vllm_mode, trl=recipe.trl, name=recipe.name,
                     chat_template=recipe.chat_template,
-                    quiet=quiet)
+                    quiet=quiet, remote=env.remote)

@@ -50,6 +50,9 @@ class EnvSettings(_Strict):
     max_steps: int | None = Field(default=None, ge=1, description="Agent turns per episode.")
     scenario_paths: list[str] | None = Field(default=None,
                                              description="Replace the built-in library.")
+    remote: str | None = Field(default=None,
+                               description="GRPO: step environments served by `mosaic serve` "
+                                           "at this URL (OpenEnv) instead of in process.")
 
     @field_validator("seeds")
     @classmethod

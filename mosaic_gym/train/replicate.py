@@ -311,6 +311,7 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
 
     results: dict[str, dict[str, dict[str, Any]]] = {}
     sizes: dict[str, int] = {}
+    files: dict[str, dict[str, Path]] = {}
     for split in plan.eval_splits:
         episodes = evaluation_plan(split, limit=plan.eval_limit, seed=seed)
         sizes[split] = len(episodes)
@@ -324,6 +325,7 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
             # the headline split keeps the historical file name eval_<method>.jsonl
             name = f"eval_{method}.jsonl" if split == plan.eval_splits[0] \
                 else f"eval_{split}_{method}.jsonl"
+            files.setdefault(split, {})[method] = out / name
             results[split][method] = evaluate_model(
                 models[method], episodes, max_new_tokens=plan.max_new_tokens,
                 max_steps=plan.env_max_steps, batch=plan.eval_batch, seed=seed,
@@ -351,6 +353,12 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
         "models": {name: str(path) for name, path in models.items()},
         "stages": {name: _stage_info(path) for name, path in models.items()},
     }
+    # Each method against SFT on the same episodes: paired deltas, intervals, McNemar.
+    from mosaic_gym.report.compare import compare_files
+
+    if "sft" in files.get(headline, {}):
+        document["paired_vs_sft"] = compare_files(files[headline], "sft", seed=seed,
+                                                  quiet=not progress)
     (out / "replication.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
     plot_table(results, out / "replication.png", title)
     for split in plan.eval_splits:

@@ -16,7 +16,14 @@ Robustness:
 * a malformed or empty answer becomes the empty string, which the environment counts as a
   format error.
 
-Only the standard library is used (``urllib``), so this backend needs no extra install.
+Transport: the ``openai`` SDK (the ``vllm`` extra), its ``OpenAI`` client with its own HTTP
+pool, timeouts and typed errors (``APIStatusError``, ``APIConnectionError``,
+``APITimeoutError``). The retry loop stays here rather than in the SDK (``max_retries=0``):
+it decides what is worth retrying for a model server (409/425 as well as 429/5xx, never a
+wrong model name), applies its own backoff, and counts retries in :class:`ServerStats`,
+which the benchmarks report. Replies are read as raw JSON (``cast_to=httpx.Response``), not
+as the SDK's typed ``ChatCompletion``, because a malformed answer from a half-working
+server must become a format error of that turn, not a validation exception.
 """
 
 from __future__ import annotations
@@ -26,9 +33,7 @@ import json
 import os
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -149,13 +154,26 @@ class OpenAIPolicy:
         root = base_url.rstrip("/")
         self.base_url = root if root.endswith("/v1") else root + "/v1"
         host = urllib.parse.urlsplit(self.base_url).hostname or ""
-        # A local server is never reached through an HTTP proxy set in the environment.
-        self._opener = (urllib.request.build_opener(urllib.request.ProxyHandler({}))
-                        if host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
-                        else urllib.request.build_opener())
         self.model = model
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.timeout = float(timeout)
+        try:
+            import httpx
+            import openai
+        except ImportError:
+            from mosaic_gym.errors import MissingExtraError
+
+            raise MissingExtraError("vllm", "openai", "the OpenAI-compatible backend") from None
+        self._openai = openai
+        # A local server is never reached through an HTTP proxy set in the environment.
+        local = host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+        # The low-level post/get calls carry no auth of their own, so the header is set per
+        # request; a local vLLM wants no key, and then no Authorization header is sent.
+        self._headers: dict[str, Any] = {
+            "Authorization": f"Bearer {self.api_key}" if self.api_key else openai.Omit()}
+        self._client = openai.OpenAI(
+            base_url=self.base_url, api_key=self.api_key or "EMPTY", timeout=self.timeout,
+            max_retries=0, http_client=httpx.Client(trust_env=not local, timeout=self.timeout))
         self.max_retries = int(max_retries)
         self.backoff = float(backoff)
         self.concurrency = int(concurrency)
@@ -256,31 +274,36 @@ class OpenAIPolicy:
         return text
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
+        import httpx
+
+        openai = self._openai
         url = self.base_url + path
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
         last = "no attempt made"
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self.stats.add(retries=1)
                 time.sleep(self.backoff * 2 ** (attempt - 1))
-            request = urllib.request.Request(url, data=data, method=method, headers=headers)
             try:
-                with self._opener.open(request, timeout=self.timeout) as response:
-                    raw = response.read()
-            except urllib.error.HTTPError as exc:
+                options: Any = {"headers": self._headers}
+                if method == "GET":
+                    response = self._client.get(path, cast_to=httpx.Response, options=options)
+                else:
+                    response = self._client.post(path, body=body, cast_to=httpx.Response,
+                                                 options=options)
+                raw = response.content
+            except openai.APIStatusError as exc:
                 message = _error_message(exc)
-                if exc.code in _RETRY_STATUS:
-                    last = f"HTTP {exc.code}: {message}"
+                if exc.status_code in _RETRY_STATUS:
+                    last = f"HTTP {exc.status_code}: {message}"
                     continue
-                if exc.code == 400 and any(p in message.lower() for p in _CONTEXT_PHRASES):
+                if exc.status_code == 400 and any(p in message.lower()
+                                                  for p in _CONTEXT_PHRASES):
                     raise _ContextOverflow(message) from None
                 raise OpenAIBackendError(
-                    f"{method} {url} failed with HTTP {exc.code}: {message}") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
+                    f"{method} {url} failed with HTTP {exc.status_code}: {message}") from None
+            except (openai.APIConnectionError, httpx.HTTPError, OSError) as exc:
+                # APITimeoutError is an APIConnectionError; the cause names what happened.
+                reason = exc.__cause__ or exc
                 last = f"{type(reason).__name__}: {reason}"
                 continue
             try:
@@ -298,19 +321,22 @@ class _ContextOverflow(Exception):
     """The prompt no longer fits the model's context."""
 
 
-def _error_message(exc: urllib.error.HTTPError) -> str:
-    try:
-        raw = exc.read().decode("utf-8", "replace")
-    except Exception:  # noqa: BLE001 - the body is only informative
-        return str(exc.reason)
-    try:
-        document = json.loads(raw)
-    except ValueError:
-        return raw.strip()[:500] or str(exc.reason)
-    error = document.get("error", document) if isinstance(document, dict) else document
-    if isinstance(error, dict):
-        return str(error.get("message") or error)[:500]
-    return str(error)[:500]
+def _error_message(exc: Any) -> str:
+    """The server's own words from an SDK ``APIStatusError`` (its JSON ``error.message``)."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            return str(error.get("message") or error)[:500]
+        return str(error)[:500]
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:500]
+    response = getattr(exc, "response", None)
+    with contextlib.suppress(Exception):
+        text = response.text.strip() if response is not None else ""
+        if text:
+            return text[:500]
+    return str(getattr(exc, "message", exc))[:500]
 
 
 def _assistant_text(document: Any) -> str | None:

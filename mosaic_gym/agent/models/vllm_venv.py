@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -125,17 +124,21 @@ def find_vllm_venv(path: Path | None = None) -> VllmVenv | None:
 
 @contextlib.contextmanager
 def _lock(path: Path) -> Iterator[None]:
+    # filelock (the vllm extra) rather than fcntl by hand: it releases on every exit path
+    # and works where fcntl does not (Windows, some network file systems via soft locks).
+    from filelock import FileLock, Timeout
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / (path.name + ".lock"), "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"[vllm-venv] another process is building {path}; waiting", flush=True)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = FileLock(str(path.parent / (path.name + ".lock")))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"[vllm-venv] another process is building {path}; waiting", flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _pip_env() -> dict[str, str]:
