@@ -19,6 +19,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 from mosaic_gym.sandbox.base import HOME, ExecResult
 from mosaic_gym.sandbox.shell.expand import expand_plain, expand_text, expand_word
+from mosaic_gym.sandbox.shell.limits import (
+    MAX_VARIABLE_CHARS,
+    check_argv,
+    check_size,
+    limit,
+    nested,
+)
 from mosaic_gym.sandbox.shell.registry import resolve_command, unsupported
 from mosaic_gym.sandbox.shell.streams import (
     BYTE_COST_S,
@@ -86,6 +93,10 @@ class Shell:
         self.output_cap = max(0, output_cap)
         self.budget = parent.budget if parent else Budget(timeout)
         self.depth = parent.depth + 1 if parent else 0
+        #: Commands running commands (env, xargs, ...) below this one: see limits.
+        self.nesting = parent.nesting if parent else 0
+        #: ``${...}`` expansions in progress (nested defaults): see limits.
+        self.expanding = 0
         self.cwd = parent.cwd if parent else HOME
         self.env = dict(parent.env) if parent else dict(DEFAULT_ENV, PWD=HOME)
         self.status = 0
@@ -105,6 +116,10 @@ class Shell:
         except ShellLimit as exc:
             status = 1
             err += encode(f"mosaic: {exc}\n")
+        except RecursionError:
+            # Deep syntax no bound above caught: still the agent's doing, not ours.
+            status = 1
+            err += encode(f"mosaic: {limit('command nested too deeply')}\n")
         return _result(status, out, err, timed_out, self.output_cap)
 
     def run_source(self, source: str, io: StreamIO, *, catch_exit: bool = True) -> int:
@@ -138,7 +153,8 @@ class Shell:
     def run_argv(self, argv: list[str], io: StreamIO) -> int:
         """Run one already-expanded command (used by xargs, find -exec, env, timeout)."""
         self.budget.charge(COMMAND_COST_S)
-        return self.dispatch(argv, io)
+        with nested(self, posixpath.basename(argv[0]) if argv else "command"):
+            return self.dispatch(argv, io)
 
     # -- structure -------------------------------------------------------
     def run_and_or(self, node: AndOr, io: StreamIO) -> tuple[int, bool]:
@@ -172,8 +188,16 @@ class Shell:
         targets: dict[int, Target] = {1: ("buffer", io.out), 2: ("buffer", io.err)}
         stdin = io.stdin
         try:
-            argv = [field for word in command.words for field in expand_word(self, word)]
+            argv: list[str] = []
+            size = 0
+            for word in command.words:
+                fields = expand_word(self, word)
+                argv.extend(fields)
+                size += sum(len(field) + 1 for field in fields)
+                check_argv(len(argv), size)  # word by word: bounded while it grows
             values = [(name, expand_plain(self, word)) for name, word in command.assignments]
+            for name, value in values:
+                check_size(f"variable {name}", len(value), MAX_VARIABLE_CHARS)
             for redirect in command.redirects:
                 stdin = self.redirect(redirect, targets, stdin)
         except ShellSyntaxError as exc:
