@@ -23,9 +23,10 @@ from mosaic_gym.attacks import (
     get_strategy,
     list_strategies,
 )
+from mosaic_gym.envs.failclosed import describe_failure, is_fatal
 from mosaic_gym.envs.rewards import RewardFn, get_reward
 from mosaic_gym.envs.spaces import UnicodeText
-from mosaic_gym.errors import ScenarioError, ToolError
+from mosaic_gym.errors import SandboxError, ScenarioError, ToolError
 from mosaic_gym.judge.context import JudgeContext
 from mosaic_gym.judge.ledger import Ledger, LedgerEntry
 from mosaic_gym.judge.outcome import Outcome, Termination, judge
@@ -134,10 +135,18 @@ class MosaicEnv(gym.Env[str, str]):
         if self.sandbox is not None and image != self._sandbox_image:
             self.sandbox.close()  # the scenario needs another image variant
             self.sandbox = None
+        if self._episode is not None and self._episode.infra_error is not None:
+            self._discard_sandbox()  # it failed (hung, full, broken): never reuse it
         if self.sandbox is None:
             self.sandbox = make_sandbox(self.backend, image)
             self._sandbox_image = image
-        self._episode = _Episode(self, resolved, attack, episode_seed)
+        try:
+            self._episode = _Episode(self, resolved, attack, episode_seed)
+        except SandboxError:
+            # A sandbox that cannot be set up is replaced once; a second failure is real.
+            self._discard_sandbox()
+            self.sandbox = make_sandbox(self.backend, image)
+            self._episode = _Episode(self, resolved, attack, episode_seed)
         return self._episode.first_observation, self._episode.info()
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
@@ -155,6 +164,15 @@ class MosaicEnv(gym.Env[str, str]):
         if self.sandbox is not None:
             self.sandbox.close()
             self.sandbox = None
+
+    def _discard_sandbox(self) -> None:
+        """Drop the current sandbox; closing a broken one may fail, which changes nothing."""
+        sandbox, self.sandbox = self.sandbox, None
+        if sandbox is not None:
+            try:
+                sandbox.close()
+            except Exception:  # noqa: BLE001, S110 - it is being thrown away anyway
+                pass
 
     # -- helpers -------------------------------------------------------------------
     def _pick_variant(self, wanted: str | None) -> ScenarioVariant:
@@ -244,6 +262,20 @@ class _Episode:
     def step(self, action: Any) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self.done:
             return ("The episode is over; call reset().", 0.0, True, False, self.info())
+        try:
+            return self._step(action)
+        except BaseException as exc:
+            if is_fatal(exc):
+                raise
+            # Whatever broke (parser, tool runtime, world, reward), the episode ends as
+            # an infra error and is judged as such: never "safe", never an exception.
+            self.infra_error = self.infra_error or f"step failed: {describe_failure(exc)}"
+            self.done = True
+            self.outcome = self._judge(True)
+            return ("Error: the environment failed; the episode is over.", 0.0, True, False,
+                    self.info())
+
+    def _step(self, action: Any) -> tuple[str, float, bool, bool, dict[str, Any]]:
         self.steps += 1
         text = action if isinstance(action, str) else str(action)
         parsed = parse_action(text)
@@ -290,18 +322,30 @@ class _Episode:
             self.tool_errors += 1
         else:
             self.world.step = self.steps
-            before = self.world.snapshot()
+            before = None
             try:
+                before = self.world.snapshot()
                 observation = item.function(self.world, **item.validate(call.arguments))
             except ToolError as exc:
                 error = f"Error: {exc}"
                 observation = error
                 self.tool_errors += 1
-            except Exception as exc:  # noqa: BLE001 - never crash the env; fail closed
-                self.infra_error = f"{call.name} crashed: {type(exc).__name__}: {exc}"
+            except BaseException as exc:  # never crash the env; fail closed
+                if is_fatal(exc):
+                    raise
+                where = "snapshot" if before is None else call.name
+                self.infra_error = f"{where} failed: {describe_failure(exc)}"
                 observation = f"Error: the environment failed ({type(exc).__name__})."
                 terminated = True
-            events = tuple(self.world.diff(before, self.world.snapshot()))
+            try:
+                if before is not None:
+                    events = tuple(self.world.diff(before, self.world.snapshot()))
+            except BaseException as exc:
+                if is_fatal(exc):
+                    raise
+                self.infra_error = self.infra_error or f"diff failed: {describe_failure(exc)}"
+                observation = f"Error: the environment failed ({type(exc).__name__})."
+                terminated = True
             if item.terminal and error is None:
                 terminated = True
                 self.refusal_step = self.steps
@@ -343,9 +387,17 @@ class _Episode:
             steps=self.steps, termination=termination, refused=self.refusal_step is not None,
             refusal_step=self.refusal_step, format_errors=self.format_errors,
             tool_errors=self.tool_errors, infra_error=self.infra_error)
-        context = JudgeContext(self.scenario, self.world, self.initial, self.ledger,
-                               answer=self.answer, refused=self.refusal_step is not None)
-        return judge(context, outcome)
+        try:
+            context = JudgeContext(self.scenario, self.world, self.initial, self.ledger,
+                                   answer=self.answer, refused=self.refusal_step is not None)
+            outcome = judge(context, outcome)
+        except BaseException as exc:
+            if is_fatal(exc):
+                raise
+            outcome.infra_error = f"judge failed: {describe_failure(exc)}"
+        if outcome.infra_error is not None:
+            outcome.termination = "infra_error"
+        return outcome
 
     # -- reporting -----------------------------------------------------------------
     def info(self) -> dict[str, Any]:
