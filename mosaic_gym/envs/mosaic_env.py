@@ -9,6 +9,7 @@ when the episode ends, the ``outcome``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -169,10 +170,8 @@ class MosaicEnv(gym.Env[str, str]):
         """Drop the current sandbox; closing a broken one may fail, which changes nothing."""
         sandbox, self.sandbox = self.sandbox, None
         if sandbox is not None:
-            try:
+            with contextlib.suppress(Exception):  # it is being thrown away anyway
                 sandbox.close()
-            except Exception:  # noqa: BLE001, S110 - it is being thrown away anyway
-                pass
 
     # -- helpers -------------------------------------------------------------------
     def _pick_variant(self, wanted: str | None) -> ScenarioVariant:

@@ -269,7 +269,7 @@ def parse_listing(output: bytes, token: str) -> list[FileEntry]:
 #: Exit statuses of the shell helpers, as errno values.
 _ERRNO_BY_STATUS = {
     2: errno.ENOENT, 5: errno.EIO, 13: errno.EACCES, 20: errno.ENOTDIR, 21: errno.EISDIR,
-    28: errno.ENOSPC, 30: errno.EROFS,
+    22: errno.EINVAL, 27: errno.EFBIG, 28: errno.ENOSPC, 30: errno.EROFS,
 }  # fmt: skip
 #: Status 28 means "writing failed"; the shell's message says why.
 _WRITE_FAILURES = (
