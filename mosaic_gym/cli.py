@@ -39,6 +39,8 @@ def eval_command(
     out: Annotated[Path, typer.Option(help="Directory for metrics.json and "
                                            "trajectories.jsonl.")] = Path("runs/eval"),
     limit: Annotated[int | None, typer.Option(help="Play at most this many episodes.")] = None,
+    trust_code: Annotated[bool, typer.Option(
+        "--trust-code", help="Let scenario files run code (python: predicates).")] = False,
 ) -> None:
     """Evaluate a policy: one table per category, JSON metrics, JSONL trajectories."""
     from mosaic_gym.evaluate import evaluate_policy
@@ -46,7 +48,7 @@ def eval_command(
     try:
         evaluate_policy(policy=policy, env_id=env_id, split=split, attack=attack,
                         seeds=range(seeds), backend=backend, scenario=scenario, out=out,
-                        limit=limit)
+                        limit=limit, trust_code=trust_code)
     except (MosaicError, ValueError) as exc:
         _fail(str(exc))
 
@@ -57,6 +59,8 @@ def scenarios_check(
                                                                "(default: the library).")] = None,
     seeds: Annotated[int, typer.Option(help="Seeds per scenario.")] = 2,
     backend: Annotated[str, typer.Option(help="fake or docker.")] = "fake",
+    trust_code: Annotated[bool, typer.Option(
+        "--trust-code", help="Let scenario files run code (python: predicates).")] = False,
 ) -> None:
     """Self-check: reference solutions work, injections are reachable, traps fire."""
     from rich.console import Console
@@ -65,7 +69,7 @@ def scenarios_check(
 
     console = Console()
     try:
-        results = check_paths(paths, seeds=range(seeds), backend=backend)
+        results = check_paths(paths, seeds=range(seeds), backend=backend, trust_code=trust_code)
     except MosaicError as exc:
         _fail(str(exc))
         return
@@ -97,6 +101,8 @@ def scenarios_schema(
 @scenarios_app.command("list")
 def scenarios_list(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or directories.")] = None,
+    trust_code: Annotated[bool, typer.Option(
+        "--trust-code", help="Let scenario files run code (python: predicates).")] = False,
 ) -> None:
     """List scenario variants with category, domain, split, and the episode count."""
     from rich.console import Console
@@ -106,7 +112,7 @@ def scenarios_list(
     from mosaic_gym.scenario.library import load_library
 
     try:
-        variants = load_library(paths)
+        variants = load_library(paths, trust_code=trust_code)
     except MosaicError as exc:
         _fail(str(exc))
         return

@@ -65,7 +65,8 @@ def format_table(metrics: Mapping[str, Mapping[str, float | None]], title: str) 
 def evaluate_policy(*, policy: str, env_id: str, split: str = "all", attack: str = "all",
                     seeds: Iterable[int] = (0,), backend: str = "fake",
                     scenario: str | None = None, out: Path = Path("runs/eval"),
-                    limit: int | None = None, quiet: bool = False) -> dict[str, Any]:
+                    limit: int | None = None, quiet: bool = False,
+                    trust_code: bool = False) -> dict[str, Any]:
     """Evaluate ``policy`` and write ``metrics.json`` and ``trajectories.jsonl`` under ``out``.
 
     Returns the metrics document. Trajectories are appended and flushed one by
@@ -77,7 +78,7 @@ def evaluate_policy(*, policy: str, env_id: str, split: str = "all", attack: str
     from mosaic_gym.runner import episode_plan, play
 
     env = make_env(env_id, split=split if scenario is None else None, backend=backend,
-                   scenario=scenario, attack="none")
+                   scenario=scenario, attack="none", trust_code=trust_code)
     base = env.unwrapped
     plan = episode_plan(base.pool, seeds, attack=attack)[:limit]
     agent = make_policy(policy)

@@ -69,6 +69,8 @@ class MosaicEnv(gym.Env[str, str]):
         max_steps: steps before truncation (default: the scenario's, else 15).
         reward: a named scheme ("sparse", "shaped") or ``callable(outcome) -> float``.
         scenario_paths: directories or files replacing the built-in library.
+        trust_code: let scenario files run code (``python:`` predicates); off by
+            default, since a scenario file is data (see mosaic_gym.scenario.trust).
     """
 
     metadata = {"render_modes": ["ansi"]}
@@ -84,6 +86,7 @@ class MosaicEnv(gym.Env[str, str]):
         reward: str | RewardFn = "sparse",
         scenario_paths: Sequence[str | Path] | None = None,
         render_mode: str | None = None,
+        trust_code: bool = False,
     ) -> None:
         if attack not in ("random", "none") and attack not in list_strategies():
             raise ValueError(f"unknown attack {attack!r}; expected 'random', 'none' or one of "
@@ -92,7 +95,8 @@ class MosaicEnv(gym.Env[str, str]):
             raise ValueError(f"unknown split {split!r}; expected train, test, ood or all")
         if render_mode not in (None, "ansi"):
             raise ValueError(f"unsupported render_mode {render_mode!r}")
-        self.pool = self._select(category, scenario, split, scenario_paths)
+        self.trust_code = trust_code
+        self.pool = self._select(category, scenario, split, scenario_paths, trust_code)
         self.backend = backend
         self.attack = attack
         self.max_steps_override = max_steps
@@ -108,10 +112,11 @@ class MosaicEnv(gym.Env[str, str]):
 
     @staticmethod
     def _select(category: str, scenario: str | None, split: str,
-                paths: Sequence[str | Path] | None) -> list[ScenarioVariant]:
+                paths: Sequence[str | Path] | None,
+                trust_code: bool = False) -> list[ScenarioVariant]:
         if scenario is not None:
-            return find_variant(scenario, paths)
-        variants = load_library(paths)
+            return find_variant(scenario, paths, trust_code=trust_code)
+        variants = load_library(paths, trust_code=trust_code)
         chosen = [v for v in variants
                   if (category == "all" or v.category == category)
                   and (split == "all" or v.split == split)]
@@ -179,7 +184,7 @@ class MosaicEnv(gym.Env[str, str]):
             for variant in self.pool:
                 if variant.id == wanted:
                     return variant
-            return find_variant(wanted)[0]
+            return find_variant(wanted, trust_code=self.trust_code)[0]
         return self.pool[int(self.np_random.integers(len(self.pool)))]
 
     def _pick_attack(self, variant: ScenarioVariant, wanted: str | None) -> str | None:
