@@ -44,7 +44,22 @@ PROVIDERS: dict[str, dict[str, Bound]] = {
         "mac_address", "credit_card_security_code", "credit_card_provider", "year",
         "month", "month_name", "day_of_week", "uuid4", "color_name", "word", "catch_phrase",
         "bs", "license_plate", "ean13", "isbn13", "currency_code", "file_name", "file_path",
-        "user_agent", "slug", "time", "date")},
+        "user_agent", "slug", "time", "date", "date_object", "date_time", "iso8601",
+        "century", "timezone", "latitude", "longitude", "pybool", "am_pm", "unix_time",
+        "time_object", "ascii_email", "ascii_free_email", "ascii_safe_email",
+        "ipv4_network_class", "port_number", "http_method", "tld", "currency_name")},
+    "date_time_between": {"start_date": ("str", 32), "end_date": ("str", 32)},
+    "future_date": {"end_date": ("str", 32)},
+    "past_date": {"start_date": ("str", 32)},
+    "future_datetime": {"end_date": ("str", 32)},
+    "past_datetime": {"start_date": ("str", 32)},
+    "boolean": {"chance_of_getting_true": ("int", 0, 100)},
+    "pyfloat": {"left_digits": ("int", 0, 15), "right_digits": ("int", 0, 15),
+                "positive": _FLAG, "min_value": ("int", -_BIG, _BIG),
+                "max_value": ("int", -_BIG, _BIG)},
+    "pydecimal": {"left_digits": ("int", 0, 15), "right_digits": ("int", 0, 15),
+                  "positive": _FLAG, "min_value": ("int", -_BIG, _BIG),
+                  "max_value": ("int", -_BIG, _BIG)},
     "bothify": {"text": _TEXT, "letters": _TEXT},
     "numerify": {"text": _TEXT},
     "lexify": {"text": _TEXT, "letters": _TEXT},
@@ -83,7 +98,7 @@ def check_call(provider: str, args: Mapping[str, Any]) -> str | None:
     """Why ``provider(**args)`` is not allowed, or ``None`` when it is."""
     allowed = PROVIDERS.get(provider)
     if allowed is None:
-        return (f"Faker provider {provider!r} is not allowed (allowed: "
+        return (f"unknown Faker provider {provider!r}: not in the allow-list ("
                 f"{', '.join(sorted(PROVIDERS))}; see mosaic_gym/scenario/faker_policy.py)")
     for name, value in args.items():
         bound = allowed.get(name)

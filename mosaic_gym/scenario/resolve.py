@@ -103,11 +103,11 @@ class _Resolver:
             # add_provider and friends, which rewire the Faker every scenario shares.
             refused = check_call(spec.faker, spec.args)
             if refused is not None:
-                raise self.error(refused, (*loc, "faker"))
+                raise self.error(refused, loc)
             faker = self.get_faker()
             provider = getattr(faker, spec.faker, None)
             if provider is None or not callable(provider):
-                raise self.error(f"unknown Faker provider {spec.faker!r}", (*loc, "faker"))
+                raise self.error(f"unknown Faker provider {spec.faker!r}", loc)
             try:
                 produced = provider(**spec.args)
             except Exception as exc:  # Faker raises many types for bad arguments
