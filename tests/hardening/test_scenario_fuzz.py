@@ -35,6 +35,27 @@ SNIPPETS = [
 ]
 
 
+#: Values that keep a line well-formed YAML but are hostile to what reads them.
+VALUES = [
+    "9" * 5000, "-" + "1" * 4400, ".nan", ".inf", "1e999", "[" * 60 + "]" * 60,
+    "{faker: add_provider, args: {provider: x}}", "{faker: seed_instance, args: {seed: 1}}",
+    "{faker: pystr, args: {max_chars: 100000000}}", "{faker: password, args: {length: 99999}}",
+    '{python: "sys:exit"}', '"{{ nope }}"', "!!timestamp 99999-99-99", "!!python/name:os.system",
+    "&x [1, 2]", "*nowhere", "[*nowhere]", "null", "~", "[]", "{}", "true", "0o777",
+    "2001-13-45", '"\\ud800"', "'{{injection}}{{injection}}'", "[run_shell, no_such_tool]",
+]
+#: Whole top-level entries (an alias bomb, duplicate keys, unknown fields).
+TOP_LEVEL = [
+    "bomb: &a [x, x, x, x, x, x, x, x]\nb2: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n"
+    "b3: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nb4: &d [*c, *c, *c, *c, *c, *c, *c, *c]\n"
+    "b5: &e [*d, *d, *d, *d, *d, *d, *d, *d]\nb6: &f [*e, *e, *e, *e, *e, *e, *e, *e]\n"
+    "b7: [*f, *f, *f, *f, *f, *f, *f, *f]",
+    "id: duplicated", "tools: [no_such_tool]", "max_steps: " + "9" * 5000,
+    "variables: {v: {faker: add_provider, args: {provider: x}}}",
+    "deep: " + "[" * 3000 + "]" * 3000,
+]
+
+
 class Alarm(Exception):
     pass
 
@@ -48,7 +69,7 @@ def mutated(draw: st.DrawFn) -> str:
             lines = [""]
         where = draw(st.integers(0, len(lines) - 1))
         action = draw(st.sampled_from(["insert", "delete", "duplicate", "swap", "replace",
-                                       "splice"]))
+                                       "splice", "value", "value", "append"]))
         if action == "insert":
             indent = " " * draw(st.integers(0, 6))
             lines.insert(where, indent + draw(st.sampled_from(SNIPPETS)) + "\n")
@@ -63,6 +84,15 @@ def mutated(draw: st.DrawFn) -> str:
             line = lines[where]
             cut = draw(st.integers(0, len(line)))
             lines[where] = line[:cut] + draw(st.sampled_from(SNIPPETS)) + line[cut:]
+        elif action == "value":
+            # Keep the structure, change one value: what reaches the constructors.
+            keyed = [i for i, line in enumerate(lines) if ": " in line]
+            if keyed:
+                index = keyed[where % len(keyed)]
+                key = lines[index].split(": ", 1)[0]
+                lines[index] = key + ": " + draw(st.sampled_from(VALUES)) + "\n"
+        elif action == "append":
+            lines.append(draw(st.sampled_from(TOP_LEVEL)) + "\n")
         else:
             lines[where] = lines[where] * draw(st.integers(2, 50))
     return "".join(lines)
