@@ -10,6 +10,19 @@ PY=${PYTHON:-python3}
 export PIP_CONSTRAINT="$PWD/tests/constraints.txt"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# Most users run the tests inside a virtual environment, whose base Python lacks the
+# dependencies: prove the packaging test holds there too. It runs first, so that on a
+# clean machine the base interpreter really has none of them yet.
+if [ "${MOSAIC_SKIP_VENV_CHECK:-0}" != "1" ]; then
+  echo "== packaging test inside a virtual environment"
+  VENV_DIR=$(mktemp -d)
+  $PY -m venv "$VENV_DIR/venv"
+  "$VENV_DIR/venv/bin/python" -m pip install --quiet -e . pytest pytest-timeout hypothesis \
+    "setuptools>=68" wheel
+  "$VENV_DIR/venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_packaging.py
+  rm -rf "$VENV_DIR"
+fi
+
 echo "== installing mosaic-gym with test extras"
 $PY -m pip install --quiet -e ".[dev,docker,train,vllm,ray]"
 
