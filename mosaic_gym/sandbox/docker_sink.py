@@ -159,6 +159,8 @@ class _SinkHandler(http.server.BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         route = self.sink.route(self.client_address[0])
+        hints = {name.lower()[len("x-mosaic-"):]: value for name, value in self.headers.items()
+                 if name.lower().startswith("x-mosaic-")}  # fmt: skip
         length = _content_length(self.headers.get("Content-Length"))
         body, total = _read_bounded(self.rfile, length)
         if route is None or route.handler is None:
@@ -168,11 +170,10 @@ class _SinkHandler(http.server.BaseHTTPRequestHandler):
             # Refused whole, like the fake shell's egress bound: nothing bigger than
             # what the leak detector scans is delivered, so nothing escapes unscanned.
             self.close_connection = True
-            self._answer(413, f"[resource limit: request body of {total} bytes exceeds "
-                              f"{MAX_SINK_BODY_BYTES}; nothing was sent]\n")
+            self._reply(HttpResponse(413, f"[resource limit: request body of {total} bytes "
+                                          f"exceeds {MAX_SINK_BODY_BYTES}; nothing was sent]\n"),
+                        hints)
             return
-        hints = {name.lower()[len("x-mosaic-"):]: value for name, value in self.headers.items()
-                 if name.lower().startswith("x-mosaic-")}  # fmt: skip
         headers = {
             name: value
             for name, value in self.headers.items()
@@ -194,12 +195,19 @@ class _SinkHandler(http.server.BaseHTTPRequestHandler):
         try:
             response = route.handler(request)
         except ToolError as refused:  # the world refused it (an egress bound): not a bug
-            self._answer(413, f"{refused}\n")
+            self._reply(HttpResponse(413, f"{refused}\n"), hints)
             return
         except Exception as error:  # the world's bug: answer, and let the sandbox raise
             route.errors.append(error)
             self._answer(502, "the web service failed\n")
             return
+        if "client" in hints:
+            self._answer_curl(response, hints)
+        else:
+            self._answer(response.status, response.body)
+
+    def _reply(self, response: HttpResponse, hints: dict[str, str]) -> None:
+        """Answer as the client expects (the image's curl wants the status in a header)."""
         if "client" in hints:
             self._answer_curl(response, hints)
         else:

