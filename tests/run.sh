@@ -43,4 +43,8 @@ if [ "$status" -eq 5 ]; then
   echo "pytest collected no tests: treating as a failure" >&2
   exit 1
 fi
+if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
+  echo "== stress: hostile inputs within their bounds (reduced form)"
+  MOSAIC_STRESS=1 $PY -m pytest -q tests/stress || status=$?
+fi
 exit "$status"
