@@ -215,11 +215,8 @@ def parse_snapshot(output: bytes, token: str, excluded: frozenset[str]) -> Parse
         elif stat.S_ISREG(st_mode):
             states[path] = FileState(False, mode, size, hashes[path])
         elif stat.S_ISLNK(st_mode):
-            # Recorded by its target, never followed; the prefix keeps a link apart from
-            # a regular file whose text is the same path.
-            target = links.get(path, b"")
-            states[path] = FileState(False, mode, len(target),
-                                     content_hash(b"\0symlink\0" + target))
+            target = links.get(path, b"")  # recorded by its target, never followed
+            states[path] = FileState(False, mode, len(target), content_hash(target))
         else:  # fifos, sockets, devices: recorded by type, never opened
             kind = f"\0special\0{stat.S_IFMT(st_mode):o}".encode()
             states[path] = FileState(False, mode, 0, content_hash(kind))
