@@ -21,6 +21,7 @@ from mosaic_gym.sandbox.shell.limits import (
     check_size,
     limit,
 )
+from mosaic_gym.sandbox.shell.substitution import substitute
 from mosaic_gym.sandbox.shell.syntax import ShellSyntaxError, Word
 
 if TYPE_CHECKING:
@@ -61,7 +62,29 @@ def expand_word(shell: Shell, word: Word) -> list[str]:
             quoted.append(False)
 
     produced = 0
+
+    def add_split(value: str) -> None:
+        """An unquoted expansion's value: split into fields on whitespace."""
+        if value and value[0].isspace():
+            new_field()
+        for number, piece in enumerate(value.split()):
+            if number:
+                new_field()
+            fields[-1].append((piece, True))
+        if value and value[-1].isspace():
+            new_field()
+
     for index, segment in enumerate(word.segments):
+        if segment.kind in ("cmd", "dqcmd"):
+            value = substitute(shell, segment.text)
+            produced += len(value)
+            check_size("expansion", produced, MAX_EXPANSION_CHARS)
+            if segment.kind == "dqcmd":
+                fields[-1].append((value, False))
+                quoted[-1] = True
+            else:
+                add_split(value)
+            continue
         if segment.kind != "bare":
             text = expand_text(shell, segment.text) if segment.kind == "dq" else segment.text
             produced += len(text)
@@ -80,14 +103,7 @@ def expand_word(shell: Shell, word: Word) -> list[str]:
             value = _variable_of(shell)(match)
             produced += len(value)
             check_size("expansion", produced, MAX_EXPANSION_CHARS)
-            if value and value[0].isspace():
-                new_field()
-            for number, piece in enumerate(value.split()):
-                if number:
-                    new_field()
-                fields[-1].append((piece, True))
-            if value and value[-1].isspace():
-                new_field()
+            add_split(value)
         fields[-1].append((text[position:], True))
     result: list[str] = []
     for pieces, was_quoted in zip(fields, quoted, strict=True):
@@ -107,7 +123,9 @@ def expand_word(shell: Shell, word: Word) -> list[str]:
 def expand_plain(shell: Shell, word: Word) -> str:
     """Expansion without splitting or globbing (assignment values)."""
     return "".join(
-        segment.text if segment.kind == "lit" else expand_text(shell, segment.text)
+        segment.text if segment.kind == "lit"
+        else substitute(shell, segment.text) if segment.kind in ("cmd", "dqcmd")
+        else expand_text(shell, segment.text)
         for segment in word.segments
     )
 

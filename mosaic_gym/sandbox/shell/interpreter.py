@@ -97,6 +97,9 @@ class Shell:
         self.nesting = parent.nesting if parent else 0
         #: ``${...}`` expansions in progress (nested defaults): see limits.
         self.expanding = 0
+        #: Standard error of command substitutions, and the last one's status.
+        self.pending_err = bytearray()
+        self.substitution_status: int | None = None
         self.cwd = parent.cwd if parent else HOME
         self.env = dict(parent.env) if parent else dict(DEFAULT_ENV, PWD=HOME)
         self.status = 0
@@ -187,6 +190,7 @@ class Shell:
         self.budget.charge(COMMAND_COST_S)
         targets: dict[int, Target] = {1: ("buffer", io.out), 2: ("buffer", io.err)}
         stdin = io.stdin
+        self.substitution_status = None
         try:
             argv: list[str] = []
             size = 0
@@ -208,10 +212,14 @@ class Shell:
             io.error(f"sh: {exc.filename}: {describe(exc)}")
             self.status = 1
             return 1
+        finally:
+            if self.pending_err:  # what substitutions printed on stderr, in order
+                io.err += self.pending_err
+                self.pending_err.clear()
         if not argv:
             self.env.update(values)
-            self.status = 0
-            return 0
+            self.status = self.substitution_status or 0
+            return self.status
         saved = {name: self.env.get(name) for name, _ in values}
         self.env.update(values)
         out, err = bytearray(), bytearray()
