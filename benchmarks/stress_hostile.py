@@ -7,7 +7,8 @@ is its own), through the public entry points an attacker reaches: ``env.step`` w
 ``run_shell`` action, or loading a scenario file. The table gives, per input and
 backend, the wall time and peak RSS against the bound the input must stay under, and
 what came back (an observation, a resource-limit error, a ScenarioError, an infra
-error). The bounds are generous ceilings for a shared two-core machine, not targets:
+error). Wall time covers the hostile steps (or the load) only, not the child's
+interpreter start or environment construction; peak RSS covers the whole child. The bounds are generous ceilings for a shared two-core machine, not targets:
 an unbounded input blows through them by orders of magnitude (minutes, gigabytes).
 
 ``--quick`` plays reduced sizes where the size does not change the point (150,000 files
