@@ -8,8 +8,9 @@ is its own), through the public entry points an attacker reaches: ``env.step`` w
 backend, the wall time and peak RSS against the bound the input must stay under, and
 what came back (an observation, a resource-limit error, a ScenarioError, an infra
 error). Wall time covers the hostile steps (or the load) only, not the child's
-interpreter start or environment construction; peak RSS covers the whole child. The bounds are generous ceilings for a shared two-core machine, not targets:
-an unbounded input blows through them by orders of magnitude (minutes, gigabytes).
+interpreter start or environment construction; peak RSS covers the whole child.
+The bounds are generous ceilings for a shared two-core machine, not targets: an
+unbounded input blows through them by orders of magnitude (minutes, gigabytes).
 
 ``--quick`` plays reduced sizes where the size does not change the point (150,000 files
 become 30,000; the docker rows are the special-file and egress ones only) and is what

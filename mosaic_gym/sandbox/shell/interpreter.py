@@ -78,6 +78,7 @@ class Shell:
 
     budget: Budget
     depth: int
+    nesting: int
     cwd: str
     env: dict[str, str]
 
