@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="reduced sizes (CI)")
     parser.add_argument("--backend", choices=["fake", "docker", "all"], default="all")
+    parser.add_argument("--only", help="play only the inputs whose name contains this")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -252,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, commands in docker_inputs(args.quick).items():
                 plan.append((name, "docker", {"kind": "shell", "backend": "docker",
                                               "commands": commands}))
+    if args.only:
+        plan = [item for item in plan if args.only in item[0]]
     rows = [play(name, backend, spec) for name, backend, spec in plan]
     width = max(len(row.name) for row in rows) if rows else 10
     print(f"{'input':<{width}}  {'backend':<7}  {'wall s':>7} {'bound':>6}  "
