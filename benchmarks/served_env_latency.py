@@ -15,11 +15,11 @@ import threading
 import time
 
 import uvicorn
-from mosaic_gym.rollout import episode_plan, play
 
 from mosaic_gym.agent.baselines import make_baseline
 from mosaic_gym.bridges.openenv import RemoteMosaicEnv, create_server_app
 from mosaic_gym.envs.registration import make_env
+from mosaic_gym.rollout import episode_plan, play
 
 
 def main(episodes: int = 40) -> None:

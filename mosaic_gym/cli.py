@@ -46,6 +46,8 @@ def eval_command(
              "command resumes it).")] = False,
     num_envs: Annotated[int, typer.Option(help="Environments stepped in lockstep (the batch "
                                                "of a batched policy).")] = 1,
+    trust_code: Annotated[bool, typer.Option(
+        "--trust-code", help="Let scenario files run code (python: predicates).")] = False,
 ) -> None:
     """Evaluate a policy: one table per category, JSON metrics, JSONL trajectories."""
     from mosaic_gym import cli_checks as check
@@ -65,7 +67,8 @@ def eval_command(
         check.check_policy(policy)
         evaluate_policy(policy=policy, env_id=env_id, split=split, attack=attack,
                         seeds=range(seeds), backend=backend, scenario=scenario, out=out,
-                        limit=limit, fresh=fresh, num_envs=num_envs)
+                        limit=limit, fresh=fresh, num_envs=num_envs,
+                        trust_code=trust_code)
     except (MosaicError, ValueError) as exc:
         _fail(str(exc))
 
@@ -80,6 +83,8 @@ def scenarios_check(
         "--properties", help="Instead, run the mosaic_gym.testing invariant set (Hypothesis; "
                              "needs the 'testing' extra).")] = False,
     profile: Annotated[str, typer.Option(help="With --properties: fast or thorough.")] = "fast",
+    trust_code: Annotated[bool, typer.Option(
+        "--trust-code", help="Let scenario files run code (python: predicates).")] = False,
 ) -> None:
     """Self-check: reference solutions work, injections are reachable, traps fire."""
     from rich.console import Console
@@ -91,7 +96,7 @@ def scenarios_check(
         return
     console = Console()
     try:
-        results = check_paths(paths, seeds=range(seeds), backend=backend)
+        results = check_paths(paths, seeds=range(seeds), backend=backend, trust_code=trust_code)
     except MosaicError as exc:
         _fail(str(exc))
         return
@@ -152,6 +157,8 @@ def scenarios_schema(
 @scenarios_app.command("list")
 def scenarios_list(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or directories.")] = None,
+    trust_code: Annotated[bool, typer.Option(
+        "--trust-code", help="Let scenario files run code (python: predicates).")] = False,
 ) -> None:
     """List scenario variants with category, domain, split, and the episode count."""
     from rich.console import Console
@@ -161,7 +168,7 @@ def scenarios_list(
     from mosaic_gym.scenario.library import load_library
 
     try:
-        variants = load_library(paths)
+        variants = load_library(paths, trust_code=trust_code)
     except MosaicError as exc:
         _fail(str(exc))
         return

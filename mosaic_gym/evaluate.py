@@ -47,7 +47,7 @@ def evaluate_policy(*, policy: str, env_id: str, split: str = "all", attack: str
                     seeds: Iterable[int] = (0,), backend: str = "fake",
                     scenario: str | None = None, out: Path = Path("runs/eval"),
                     limit: int | None = None, quiet: bool = False, fresh: bool = False,
-                    num_envs: int = 1) -> dict[str, Any]:
+                    num_envs: int = 1, trust_code: bool = False) -> dict[str, Any]:
     """Evaluate ``policy`` and write ``trajectories.jsonl`` and ``metrics.json`` under ``out``.
 
     The episodes are :func:`~mosaic_gym.rollout.plan.episode_plan` of the environment's pool,
@@ -76,7 +76,7 @@ def evaluate_policy(*, policy: str, env_id: str, split: str = "all", attack: str
         raise ValueError(f"limit must be at least 1, got {limit}")
     check_policy(policy)
     env_kwargs = {"split": split if scenario is None else None, "backend": backend,
-                  "scenario": scenario, "attack": "none"}
+                  "scenario": scenario, "attack": "none", "trust_code": trust_code or None}
     probe = make_env(env_id, **env_kwargs)
     try:
         plan = episode_subset(episode_plan(probe.unwrapped.pool, seed_list, attack=attack),

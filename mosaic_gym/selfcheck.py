@@ -114,14 +114,14 @@ def _explain(outcome: dict) -> str:
 
 
 def check_paths(paths: Iterable[str | Path] | None = None, seeds: Sequence[int] = (0, 1),
-                backend: str = "fake") -> list[CheckResult]:
+                backend: str = "fake", trust_code: bool = False) -> list[CheckResult]:
     """Run the self-check over every scenario under ``paths`` (default: the library)."""
     from mosaic_gym.scenario.library import load_library
 
     path_list = list(paths) if paths else None
-    variants = load_library(path_list)
+    variants = load_library(path_list, trust_code=trust_code)
     env = MosaicEnv(category="all", split="all", scenario_paths=path_list, backend=backend,
-                    attack="none", max_steps=50)
+                    attack="none", max_steps=50, trust_code=trust_code)
     try:
         return [result for variant in variants
                 for result in check_variant(env, variant, seeds)]

@@ -10,6 +10,19 @@ PY=${PYTHON:-python3}
 export PIP_CONSTRAINT="$PWD/tests/constraints.txt"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# Most users run the tests inside a virtual environment, whose base Python lacks the
+# dependencies: prove the packaging test holds there too. It runs first, so that on a
+# clean machine the base interpreter really has none of them yet.
+if [ "${MOSAIC_SKIP_VENV_CHECK:-0}" != "1" ]; then
+  echo "== packaging test inside a virtual environment"
+  VENV_DIR=$(mktemp -d)
+  $PY -m venv "$VENV_DIR/venv"
+  "$VENV_DIR/venv/bin/python" -m pip install --quiet -e . pytest pytest-timeout hypothesis \
+    "setuptools>=68" wheel
+  "$VENV_DIR/venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_packaging.py
+  rm -rf "$VENV_DIR"
+fi
+
 echo "== installing mosaic-gym with test extras"
 $PY -m pip install --quiet -e ".[dev,testing,docker,train,vllm,ray,inspect,openenv,report]"
 
@@ -51,6 +64,10 @@ set -e
 if [ "$examples" -eq 5 ]; then
   echo "the GUIDE examples collected no tests: treating as a failure" >&2
   examples=1
+fi
+if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
+  echo "== stress: hostile inputs within their bounds (reduced form)"
+  MOSAIC_STRESS=1 $PY -m pytest -q -p no:cacheprovider tests/stress || status=$?
 fi
 if [ "$status" -ne 0 ]; then
   exit "$status"

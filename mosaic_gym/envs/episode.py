@@ -24,6 +24,7 @@ from typing import Any
 
 from mosaic_gym.attacks import AttackContext, ConditionalInjection, get_strategy
 from mosaic_gym.core.trajectory import StepRecord, TokenCounts, Trajectory
+from mosaic_gym.envs.failclosed import describe_failure, is_fatal
 from mosaic_gym.judge.context import JudgeContext
 from mosaic_gym.judge.ledger import EntryKind, Ledger, LedgerEntry
 from mosaic_gym.judge.outcome import Outcome, Termination, judge
@@ -102,7 +103,20 @@ class Episode:
 
     # -- stepping --------------------------------------------------------------------
     def step(self, action: Any) -> StepResult:
-        """Play one agent turn (see the module docstring)."""
+        """Play one agent turn (see the module docstring); never raises but for the user's
+        own interrupt: whatever breaks ends the episode judged ``infra_error``."""
+        try:
+            return self._step(action)
+        except BaseException as exc:
+            if is_fatal(exc):
+                raise
+            self.infra_error = self.infra_error or f"step failed: {describe_failure(exc)}"
+            if not self.done:
+                self._end(True)
+            return ("Error: the environment failed; the episode is over.", 0.0, True, False,
+                    self.info())
+
+    def _step(self, action: Any) -> StepResult:
         if self.done:
             return ("The episode is over; call reset().", 0.0, True, False, self.info())
         self.steps += 1
@@ -193,7 +207,15 @@ class Episode:
         self.done = True
         self.outcome = self._judge(terminated, termination)
         self._outcome_dict = self.outcome.as_dict()
-        return float(self.reward_fn(self.outcome))
+        try:
+            return float(self.reward_fn(self.outcome))
+        except BaseException as exc:  # a user's reward callable: fail closed
+            if is_fatal(exc):
+                raise
+            self.outcome.infra_error = f"reward failed: {describe_failure(exc)}"
+            self.outcome.termination = "infra_error"
+            self._outcome_dict = self.outcome.as_dict()
+            return 0.0
 
     def _judge(self, terminated: bool, termination: Termination | None = None) -> Outcome:
         variant = self.scenario.variant
@@ -209,9 +231,17 @@ class Episode:
             steps=self.steps, termination=termination, refused=self.refusal_step is not None,
             refusal_step=self.refusal_step, format_errors=self.format_errors,
             tool_errors=self.tool_errors, infra_error=self.infra_error)
-        context = JudgeContext(self.scenario, self.world, self.initial, self.ledger,
-                               answer=self.answer, refused=self.refusal_step is not None)
-        return judge(context, outcome)
+        try:
+            context = JudgeContext(self.scenario, self.world, self.initial, self.ledger,
+                                   answer=self.answer, refused=self.refusal_step is not None)
+            outcome = judge(context, outcome)
+        except BaseException as exc:
+            if is_fatal(exc):
+                raise
+            outcome.infra_error = f"judge failed: {describe_failure(exc)}"
+        if outcome.infra_error is not None:
+            outcome.termination = "infra_error"
+        return outcome
 
     # -- reporting ---------------------------------------------------------------------
     def info(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ The environment selects and speaks Gymnasium; the episode itself is the state ma
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from mosaic_gym.envs.episode import Episode, offered_tools
 from mosaic_gym.envs.rewards import RewardFn, get_reward
 from mosaic_gym.envs.selection import empty_selection_message
 from mosaic_gym.envs.spaces import UnicodeText
-from mosaic_gym.errors import ScenarioError
+from mosaic_gym.errors import SandboxError, ScenarioError
 from mosaic_gym.judge.outcome import Termination
 from mosaic_gym.sandbox.base import Sandbox
 from mosaic_gym.sandbox.registry import make_sandbox
@@ -68,6 +69,8 @@ class MosaicEnv(EpisodeAccessors, gym.Env[str, str]):
         max_steps: steps before truncation (default: the scenario's, else 15).
         reward: a named scheme ("sparse", "shaped") or ``callable(outcome) -> float``.
         scenario_paths: directories or files replacing the built-in library.
+        trust_code: let scenario files run code (``python:`` predicates); off by
+            default, since a scenario file is data (see mosaic_gym.scenario.trust).
     """
 
     metadata = {"render_modes": ["ansi"]}
@@ -83,6 +86,7 @@ class MosaicEnv(EpisodeAccessors, gym.Env[str, str]):
         reward: str | RewardFn = "sparse",
         scenario_paths: Sequence[str | Path] | None = None,
         render_mode: str | None = None,
+        trust_code: bool = False,
     ) -> None:
         if attack not in ("random", "none") and attack not in list_strategies():
             raise ValueError(f"unknown attack {attack!r}; expected 'random', 'none' or one of "
@@ -96,8 +100,9 @@ class MosaicEnv(EpisodeAccessors, gym.Env[str, str]):
         self._config = {"category": category, "scenario": scenario, "backend": backend,
                         "attack": attack, "split": split, "max_steps": max_steps,
                         "reward": reward, "scenario_paths": scenario_paths,
-                        "render_mode": render_mode}
-        self.pool = self._select(category, scenario, split, scenario_paths)
+                        "render_mode": render_mode, "trust_code": trust_code}
+        self.trust_code = trust_code
+        self.pool = self._select(category, scenario, split, scenario_paths, trust_code)
         self.backend = backend
         self.attack = attack
         self.max_steps_override = max_steps
@@ -113,10 +118,11 @@ class MosaicEnv(EpisodeAccessors, gym.Env[str, str]):
 
     @staticmethod
     def _select(category: str, scenario: str | None, split: str,
-                paths: Sequence[str | Path] | None) -> list[ScenarioVariant]:
+                paths: Sequence[str | Path] | None,
+                trust_code: bool = False) -> list[ScenarioVariant]:
         if scenario is not None:
-            return find_variant(scenario, paths)
-        variants = load_library(paths)
+            return find_variant(scenario, paths, trust_code=trust_code)
+        variants = load_library(paths, trust_code=trust_code)
         chosen = [v for v in variants
                   if (category == "all" or v.category == category)
                   and (split == "all" or v.split == split)]
@@ -174,8 +180,10 @@ class MosaicEnv(EpisodeAccessors, gym.Env[str, str]):
         if self.sandbox is not None and image != self._sandbox_image:
             self.sandbox.close()  # the scenario needs another image variant
             self.sandbox = None
+        if self._episode is not None and self._episode.infra_error is not None:
+            self._discard_sandbox()  # it failed (hung, full, broken): never reuse it
+        kwargs = {"variant": image} if self.backend == "docker" else {}
         if self.sandbox is None:
-            kwargs = {"variant": image} if self.backend == "docker" else {}
             self.sandbox = make_sandbox(self.backend, **kwargs)
             self._sandbox_image = image
         unknown = [name for name in resolved.spec.tools if name not in self.all_tools]
@@ -187,17 +195,36 @@ class MosaicEnv(EpisodeAccessors, gym.Env[str, str]):
         limit = self.spec.max_episode_steps if self.spec is not None else None
         if limit is not None:
             max_steps = min(max_steps, int(limit))
-        return Episode(resolved, sandbox=self.sandbox,
-                       tools=offered_tools(self.all_tools, list(resolved.spec.tools)),
-                       attack=attack, episode_seed=episode_seed, max_steps=max_steps,
-                       reward_fn=self.reward_fn, reset_seed=reset_seed, reset_options=options)
+        def build() -> Episode:
+            assert self.sandbox is not None
+            return Episode(resolved, sandbox=self.sandbox,
+                           tools=offered_tools(self.all_tools, list(resolved.spec.tools)),
+                           attack=attack, episode_seed=episode_seed, max_steps=max_steps,
+                           reward_fn=self.reward_fn, reset_seed=reset_seed,
+                           reset_options=options)
+
+        try:
+            return build()
+        except SandboxError:
+            # A sandbox that cannot be set up is replaced once; a second failure is real.
+            self._discard_sandbox()
+            self.sandbox = make_sandbox(self.backend, **kwargs)
+            return build()
+
+    def _discard_sandbox(self) -> None:
+        """Drop the current sandbox; closing a broken one may fail, which changes nothing."""
+        sandbox, self.sandbox = self.sandbox, None
+        if sandbox is not None:
+            with contextlib.suppress(Exception):  # it is being thrown away anyway
+                sandbox.close()
 
     def _pick_variant(self, wanted: str | None) -> ScenarioVariant:
         if wanted is not None:
             for variant in self.pool:
                 if variant.id == wanted:
                     return variant
-            return find_variant(wanted, self._config["scenario_paths"])[0]
+            return find_variant(wanted, self._config["scenario_paths"],
+                                trust_code=self.trust_code)[0]
         return self.pool[int(self.np_random.integers(len(self.pool)))]
 
     def _pick_attack(self, variant: ScenarioVariant, wanted: str | None) -> str | None:

@@ -100,6 +100,8 @@ def judge(ctx: JudgeContext, outcome: Outcome) -> Outcome:
         if checks.utility is not None:
             outcome.completed = evaluate(checks.utility, ctx)
         outcome.injection_seen_step = ctx.ledger.first_injected_step()
-    except Exception as exc:  # noqa: BLE001 - fail closed, whatever broke
+    except BaseException as exc:  # fail closed, whatever broke (SystemExit included)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
         outcome.infra_error = f"judge failed: {type(exc).__name__}: {exc}"
     return outcome

@@ -51,6 +51,14 @@ def _file_state(ctx: JudgeContext, path: str) -> Any:
 
 
 def _python(ctx: JudgeContext, dotted: str) -> bool:
+    if not ctx.scenario.variant.trusted:
+        # Loading refuses this already; checked again so a hand-built variant cannot
+        # run code either (the judge then fails closed: infra_error).
+        from mosaic_gym.errors import ScenarioError
+        from mosaic_gym.scenario.trust import TRUST_FLAG
+
+        raise ScenarioError(f"python predicate {dotted!r} needs {TRUST_FLAG}",
+                            file=ctx.scenario.variant.source)
     module_name, _, attr = dotted.partition(":")
     if not attr:
         module_name, _, attr = dotted.rpartition(".")

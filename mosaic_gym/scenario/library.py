@@ -31,25 +31,30 @@ def library_dirs() -> list[Path]:
 
 
 @lru_cache(maxsize=16)
-def _load_cached(paths: tuple[str, ...]) -> tuple[ScenarioVariant, ...]:
-    return tuple(load_paths(paths))
+def _load_cached(paths: tuple[str, ...], trust_code: bool) -> tuple[ScenarioVariant, ...]:
+    return tuple(load_paths(paths, trust_code=trust_code))
 
 
-def load_library(paths: Sequence[str | Path] | None = None) -> tuple[ScenarioVariant, ...]:
+def load_library(paths: Sequence[str | Path] | None = None, *,
+                 trust_code: bool = False) -> tuple[ScenarioVariant, ...]:
     """All variants under ``paths`` (default: the library), parsed once per process.
 
     The cache holds immutable, validated specs only; every environment builds
     its own world from them.
     """
     chosen = [Path(p) for p in paths] if paths else library_dirs()
-    return _load_cached(tuple(str(p.resolve()) for p in chosen))
+    return _load_cached(tuple(str(p.resolve()) for p in chosen), trust_code)
 
 
-def find_variant(key: str, paths: Sequence[str | Path] | None = None) -> list[ScenarioVariant]:
-    """Variants for a file path, a scenario id, or a family id (its members)."""
+def find_variant(key: str, paths: Sequence[str | Path] | None = None, *,
+                 trust_code: bool = False) -> list[ScenarioVariant]:
+    """Variants for a file path, a scenario id, or a family id (its members).
+
+    ``trust_code``: allow ``python:`` predicates (see :mod:`mosaic_gym.scenario.trust`).
+    """
     if key.endswith((".yaml", ".yml")) or os.path.sep in key and Path(key).exists():
-        return load_paths([key])
-    variants = load_library(paths)
+        return load_paths([key], trust_code=trust_code)
+    variants = load_library(paths, trust_code=trust_code)
     exact = [v for v in variants if v.id == key]
     if exact:
         return exact

@@ -1,13 +1,16 @@
 """Load scenario files: YAML with line numbers, validation, family expansion.
 
 Every problem becomes a :class:`~mosaic_gym.errors.ScenarioError` naming the
-file, the line and the field. Loading never executes anything from the file.
+file, the line and the field. Loading never executes anything from the file: YAML is
+parsed within size, depth, alias and node bounds (:mod:`~mosaic_gym.scenario.safe_yaml`),
+and a file naming code (``python:`` predicates) loads only with ``trust_code=True``
+(:mod:`~mosaic_gym.scenario.trust`).
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from mosaic_gym.errors import ScenarioError
+from mosaic_gym.scenario.locate import line_of as locate_line
 from mosaic_gym.scenario.locate import validation_error
 from mosaic_gym.scenario.resolve import resolve
 from mosaic_gym.scenario.schema import OOD_DOMAINS, ScenarioSpec
@@ -25,21 +29,10 @@ __all__ = ["EpisodeSplit", "ScenarioVariant", "expand", "iter_scenario_files", "
            "load_paths", "parse_yaml", "validate_spec"]
 
 def parse_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
-    """Parse YAML text into data and its node tree (for line numbers)."""
-    try:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise ScenarioError(f"invalid YAML: {exc.problem or exc}", file=source, line=line) from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"invalid YAML: {exc}", file=source) from None
-    return data, node
+    """Parse YAML text into data and its node tree (for line numbers), within bounds."""
+    from mosaic_gym.scenario.safe_yaml import load_bounded
+
+    return load_bounded(text, source)
 
 
 def validate_spec(data: Any, node: yaml.Node | None, source: str) -> ScenarioSpec:
@@ -63,14 +56,15 @@ def auto_split(variant_id: str, domain: str) -> EpisodeSplit:
     return "test" if zlib.crc32(variant_id.encode()) % 5 == 0 else "train"
 
 
-def expand(spec: ScenarioSpec, data: dict[str, Any], source: str) -> list[ScenarioVariant]:
+def expand(spec: ScenarioSpec, data: dict[str, Any], source: str,
+           trusted: bool = False) -> list[ScenarioVariant]:
     """The variants of one file: itself, or one per ``family`` entry."""
 
     def split_for(variant_id: str) -> EpisodeSplit:
         return auto_split(variant_id, spec.domain) if spec.split == "auto" else spec.split
 
     if not spec.family:
-        return [ScenarioVariant(spec.id, spec, data, source, split_for(spec.id))]
+        return [ScenarioVariant(spec.id, spec, data, source, split_for(spec.id), trusted)]
     variants = []
     raw_family = data.get("family", [])
     for index, variant in enumerate(spec.family):
@@ -84,17 +78,22 @@ def expand(spec: ScenarioSpec, data: dict[str, Any], source: str) -> list[Scenar
             update={"id": raw["id"], "family": [], "variables": {**spec.variables, **variant.vars}}
         )
         variants.append(
-            ScenarioVariant(raw["id"], variant_spec, raw, source, split_for(raw["id"]))
+            ScenarioVariant(raw["id"], variant_spec, raw, source, split_for(raw["id"]), trusted)
         )
     return variants
 
 
-def load_file(path: str | Path) -> list[ScenarioVariant]:
+def load_file(path: str | Path, *, trust_code: bool = False) -> list[ScenarioVariant]:
     """Load, validate and expand one scenario file.
 
+    Args:
+        trust_code: allow ``python:`` predicates (code the file names) to run.
+
     Raises:
-        ScenarioError: unreadable file, invalid YAML, schema violations, or a
-            template that cannot be resolved (checked with a dry run).
+        ScenarioError: unreadable or oversized file, invalid or unbounded YAML,
+            schema violations, unknown tools or attack strategies, code references
+            without ``trust_code``, or a template that cannot be resolved (checked
+            with a dry run).
     """
     source = str(path)
     try:
@@ -103,7 +102,14 @@ def load_file(path: str | Path) -> list[ScenarioVariant]:
         raise ScenarioError(f"cannot read file: {exc}", file=source) from None
     data, node = parse_yaml(text, source)
     spec = validate_spec(data, node, source)
-    variants = expand(spec, data, source)
+    from mosaic_gym.scenario.trust import check_names, check_trust
+
+    def line_of(loc: Sequence[int | str]) -> int | None:
+        return locate_line(node, loc)
+
+    check_trust(spec, source, line_of, trust_code=trust_code)
+    check_names(spec, source, line_of)
+    variants = expand(spec, data, source, trust_code)
     # Dry run: resolve every variant once so template mistakes surface at load time.
     for variant in variants:
         resolve(variant, seed=0, node=node)
@@ -124,12 +130,13 @@ def iter_scenario_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def load_paths(paths: Iterable[str | Path]) -> list[ScenarioVariant]:
+def load_paths(paths: Iterable[str | Path], *,
+               trust_code: bool = False) -> list[ScenarioVariant]:
     """Load every scenario under ``paths``; ids must be unique across them."""
     variants: list[ScenarioVariant] = []
     seen: dict[str, str] = {}
     for file in iter_scenario_files(paths):
-        for variant in load_file(file):
+        for variant in load_file(file, trust_code=trust_code):
             if variant.id in seen:
                 raise ScenarioError(
                     f"duplicate scenario id {variant.id!r} (also in {seen[variant.id]})",

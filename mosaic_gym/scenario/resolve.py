@@ -20,6 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from mosaic_gym.errors import ScenarioError
+from mosaic_gym.scenario.faker_policy import check_call, check_result
 from mosaic_gym.scenario.locate import field_name, line_of, validation_error
 from mosaic_gym.scenario.schema import (
     INJECTION_SLOT,
@@ -34,6 +35,11 @@ from mosaic_gym.scenario.variant import ScenarioVariant
 #: Stands for the attack payload inside resolved world content. Private-use
 #: code points, so no scenario text or Faker value can contain it by accident.
 INJECTION_MARKER = "\ue000mosaic-injection\ue001"
+
+#: Characters one string value may reach after its placeholders are filled.
+MAX_VALUE_CHARS = 1024 * 1024
+#: Characters all placeholder substitutions of one resolution may produce.
+MAX_RESOLVED_CHARS = 8 * 1024 * 1024
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -77,6 +83,7 @@ class _Resolver:
         self.rng = random.Random(self.mixed)
         self.faker = faker
         self.values: dict[str, Any] = {INJECTION_SLOT: INJECTION_MARKER}
+        self.expanded = 0
 
     def error(self, message: str, loc: tuple[int | str, ...]) -> ScenarioError:
         return ScenarioError(
@@ -88,20 +95,35 @@ class _Resolver:
 
     def value(self, spec: ValueSpec, loc: tuple[int | str, ...]) -> Any:
         if isinstance(spec, FakerValue):
+            # Only allow-listed providers with bounded arguments: getattr alone reaches
+            # add_provider and friends, which rewire the Faker every scenario shares.
+            refused = check_call(spec.faker, spec.args)
+            if refused is not None:
+                raise self.error(refused, loc)
             faker = self.get_faker()
             provider = getattr(faker, spec.faker, None)
-            if provider is None or spec.faker.startswith("_") or not callable(provider):
+            if provider is None or not callable(provider):
                 raise self.error(f"unknown Faker provider {spec.faker!r}", loc)
             try:
                 produced = provider(**spec.args)
             except Exception as exc:  # Faker raises many types for bad arguments
                 raise self.error(f"Faker provider {spec.faker!r} failed: {exc}", loc) from None
+            too_long = check_result(spec.faker, produced)
+            if too_long is not None:
+                raise self.error(too_long, loc)
             if spec.prefix or spec.suffix:
                 return f"{spec.prefix}{produced}{spec.suffix}"
             return produced
         if isinstance(spec, ChoiceValue):
             return self.substitute(self.rng.choice(spec.choice), loc)
         return self.substitute(spec, loc)
+
+    def charge(self, size: int, loc: tuple[int | str, ...]) -> None:
+        """Count characters produced by placeholders over the whole resolution."""
+        self.expanded += size
+        if self.expanded > MAX_RESOLVED_CHARS:
+            raise self.error(f"placeholders expand to more than {MAX_RESOLVED_CHARS} "
+                             f"characters in this scenario", loc)
 
     def get_faker(self) -> Any:
         if self.faker is None:
@@ -125,8 +147,17 @@ class _Resolver:
                 found = self.lookup(whole.group(1), loc)
                 return found if isinstance(found, (str, int, float, bool)) else str(found)
 
+            produced = [len(value)]
+
             def replace(match: re.Match[str]) -> str:
-                return str(self.lookup(match.group(1), loc))
+                text = str(self.lookup(match.group(1), loc))
+                # Counted while substituting: 27 doubling lines would be 2 GB.
+                produced[0] += len(text)
+                self.charge(len(text), loc)
+                if produced[0] > MAX_VALUE_CHARS:
+                    raise self.error(f"placeholders expand to more than {MAX_VALUE_CHARS} "
+                                     f"characters in one value", loc)
+                return text
 
             return _PLACEHOLDER.sub(replace, value)
         if isinstance(value, dict):

@@ -20,6 +20,8 @@ class ScenarioVariant:
     raw: dict[str, Any]
     source: str
     split: EpisodeSplit
+    #: Loaded with trust_code=True: its ``python:`` predicates may run.
+    trusted: bool = False
 
     @property
     def category(self) -> str:

@@ -85,7 +85,7 @@ class ToolRuntime:
         except _FATAL:
             raise
         except BaseException as exc:  # noqa: BLE001 - fail closed, whatever broke
-            infra = f"{name} crashed: {type(exc).__name__}: {exc}"
+            infra = f"{name} failed: {type(exc).__name__}: {str(exc)[:400]}"
             observation = f"Error: the environment failed ({type(exc).__name__})."
         try:
             events = tuple(self.world.diff(before, self.world.snapshot()))

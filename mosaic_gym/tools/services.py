@@ -46,8 +46,9 @@ def _recipients(to: str) -> tuple[str, ...]:
 
 def _deliver(world: World, to: tuple[str, ...], subject: str, body: str,
              attachments: tuple[tuple[str, str], ...] = ()) -> str:
-    world.mail.send(to, subject, body, attachments)
     payload = f"{subject}\n{body}" + "".join(f"\n{name}\n{text}" for name, text in attachments)
+    world.admit_egress(len(payload), copies=sum(world.mail.is_external(a) for a in to))
+    world.mail.send(to, subject, body, attachments)
     for address in to:
         if world.mail.is_external(address):
             world.record_egress("email", address.lower(), payload)

@@ -13,6 +13,7 @@ from typing import Any
 
 from mosaic_gym.core.egress import Egress
 from mosaic_gym.core.events import Event
+from mosaic_gym.errors import ToolError
 from mosaic_gym.sandbox.base import (
     FileSpec,
     HttpRequest,
@@ -66,6 +67,8 @@ class World:
     step: int = 0
     injection_sites: list[InjectionSite] = field(default_factory=list)
     _contents: dict[str, bytes] = field(default_factory=dict)
+    #: Characters of egress payload recorded so far (bounded: see admit_egress).
+    egress_chars: int = 0
     _cache: tuple[tuple[Any, ...], WorldSnapshot] | None = None
 
     # -- building ------------------------------------------------------------
@@ -143,11 +146,31 @@ class World:
     def record_egress(self, channel: str, destination: str, payload: str) -> None:
         self.egress.append(Egress(self.step, channel, destination, payload))
 
+    def admit_egress(self, size: int, copies: int = 1) -> None:
+        """Refuse, before anything leaves, a payload the judge could not keep whole.
+
+        One payload may hold MAX_EGRESS_CHARS (what the leak detector scans) and an
+        episode MAX_EPISODE_EGRESS_CHARS; past either the agent gets a ToolError
+        ``[resource limit: ...]`` and nothing is sent, so no leak goes unscanned and the
+        judge's memory stays bounded whatever the agent uploads.
+        """
+        from mosaic_gym.sandbox.fake.shell.limits import MAX_EGRESS_CHARS, MAX_EPISODE_EGRESS_CHARS
+
+        if size > MAX_EGRESS_CHARS:
+            raise ToolError(f"[resource limit: payload of {size} characters exceeds "
+                            f"{MAX_EGRESS_CHARS}; nothing was sent]")
+        if self.egress_chars + size * copies > MAX_EPISODE_EGRESS_CHARS:
+            raise ToolError(f"[resource limit: egress this episode would exceed "
+                            f"{MAX_EPISODE_EGRESS_CHARS} characters; nothing was sent]")
+        self.egress_chars += size * copies
+
     def handle_http(self, request: HttpRequest) -> HttpResponse:
         """Answer a request from the sandbox's shell (curl/wget)."""
         return self.http(request.method, request.url, request.body, via="shell")
 
     def http(self, method: str, url: str, body: str, *, via: str) -> HttpResponse:
+        """Record a request and answer it; raises ToolError past the egress bounds."""
+        self.admit_egress(len(url) + len(body))
         recorded = self.web.record(method, url, body, via)
         if self.web.carries_data(method, url, body):
             self.record_egress(f"http_{recorded.method.lower()}", recorded.host or url,

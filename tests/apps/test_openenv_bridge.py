@@ -13,12 +13,11 @@ import pytest
 pytest.importorskip("openenv", reason="needs the openenv extra")
 uvicorn = pytest.importorskip("uvicorn")
 
-from mosaic_gym.rollout import episode_plan, play  # noqa: E402
-
 from mosaic_gym.agent.baselines import make_baseline  # noqa: E402
 from mosaic_gym.bridges.openenv import RemoteMosaicEnv, create_server_app  # noqa: E402
 from mosaic_gym.envs.registration import make_env  # noqa: E402
 from mosaic_gym.errors import UsageError  # noqa: E402
+from mosaic_gym.rollout import episode_plan, play  # noqa: E402
 
 
 def _free_port() -> int:

@@ -17,6 +17,7 @@ import shlex
 
 from mosaic_gym.errors import SandboxError
 from mosaic_gym.sandbox.base import HOME, FileEntry
+from mosaic_gym.sandbox.docker.limits import MAX_HOST_READ_BYTES
 from mosaic_gym.sandbox.docker.shell import Reply
 from mosaic_gym.sandbox.docker.world import file_error, normalize, parse_listing
 
@@ -28,10 +29,17 @@ class DockerFileOperations:
         raise NotImplementedError
 
     def read_file(self, path: str) -> bytes:
-        """The content of a file. Raises FileNotFoundError, IsADirectoryError, PermissionError."""
+        """The content of a regular file of at most MAX_HOST_READ_BYTES.
+
+        Raises FileNotFoundError, IsADirectoryError, PermissionError; OSError EINVAL for
+        anything but a regular file (symlink, FIFO, device: never opened) and EFBIG for a
+        file over the bound.
+        """
         target = normalize(path, HOME)
-        reply = self._harness(f"__mosaic_read {shlex.quote(target)}")
+        reply = self._harness(f"__mosaic_read {shlex.quote(target)} {MAX_HOST_READ_BYTES + 1}")
         _raise_for(reply, path)
+        if len(reply.stdout) > MAX_HOST_READ_BYTES:
+            raise OSError(errno.EFBIG, os.strerror(errno.EFBIG), path)
         return reply.stdout
 
     def write_file(self, path: str, data: bytes, *, mode: int | None = None) -> None:

@@ -59,7 +59,7 @@ def sandboxes_dir() -> Path:
     """
     configured = os.environ.get("MOSAIC_SANDBOXES_DIR")
     candidates = [Path(configured)] if configured else []
-    candidates.append(Path(__file__).resolve().parents[2] / "sandboxes")
+    candidates.append(Path(__file__).resolve().parents[3] / "sandboxes")
     for candidate in candidates:
         if (candidate / "base" / "Dockerfile").is_file():
             return candidate

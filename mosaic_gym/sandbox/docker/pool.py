@@ -51,6 +51,11 @@ class SandboxLimits:
     home_size: str = "256m"
     root_size: str = "64m"
     open_files: int = 1024
+    #: Inodes (files and directories) of the ``/home/user`` and ``/tmp`` mounts, and of
+    #: each other root: every snapshot lists them all, so their number is bounded like
+    #: the fake backend's tree (150,000 files made each later step take seconds).
+    home_inodes: int = 10_000
+    root_inodes: int = 2_000
 
 
 def container_options(
@@ -61,9 +66,11 @@ def container_options(
 
     tmpfs = {}
     for root in WORK_ROOTS:
-        size = limits.home_size if root in (HOME, "/tmp") else limits.root_size
+        big = root in (HOME, "/tmp")
+        size = limits.home_size if big else limits.root_size
+        inodes = limits.home_inodes if big else limits.root_inodes
         owner = "mode=1777" if root == "/tmp" else "mode=0755,uid=1000,gid=1000"
-        tmpfs[root] = f"rw,nosuid,nodev,exec,size={size},{owner}"
+        tmpfs[root] = f"rw,nosuid,nodev,exec,size={size},nr_inodes={inodes},{owner}"
     # Shadow the engine's writable /dev/shm and /dev/mqueue: no write outside the work area.
     tmpfs["/dev/shm"] = "ro,nosuid,nodev,noexec,size=4k"
     tmpfs["/dev/mqueue"] = "ro,nosuid,nodev,noexec,size=4k"

@@ -127,12 +127,16 @@ __mosaic_lookup() {
     return 2
 }
 
+# __mosaic_read PATH LIMIT: a regular file only (a symlink, FIFO or device is never
+# opened: /dev/zero would stream forever into the host, a FIFO would block), and at most
+# LIMIT+1 bytes, so the host can tell "too big" from "exactly LIMIT".
 __mosaic_read() {
     __mosaic_lookup "$1" || return
-    [ -e "$1" ] || return 2
-    [ -d "$1" ] && return 21
+    [ -e "$1" ] || [ -L "$1" ] || return 2
+    [ -d "$1" ] && [ ! -L "$1" ] && return 21
+    { [ -f "$1" ] && [ ! -L "$1" ]; } || return 22
     [ -r "$1" ] || return 13
-    cat "$1" || return 5
+    head -c "$2" "$1" || return 5
 }
 
 # __mosaic_write PATH MODE|- < base64 content
@@ -297,6 +301,9 @@ class ShellSession:
     def _receive(self, token: bytes, deadline: float) -> Reply:
         assert self._socket is not None
         out, err = bytearray(), bytearray()
+        # Every reply is bounded on the host: whatever the container prints, this
+        # process never holds more than MAX_REPLY_BYTES of it.
+        from mosaic_gym.sandbox.docker.limits import MAX_REPLY_BYTES
         out_end = re.compile(rb"\n" + token + rb" (\d+)\n\Z")
         err_end = b"\n" + token + b"\n"
         out_done = err_done = None
@@ -327,6 +334,10 @@ class ShellSession:
                 self.close()
                 raise SessionLost("the shell exited", bytes(out), bytes(err), eof=True)
             self._buffer += chunk
+            if len(out) + len(err) + len(self._buffer) > MAX_REPLY_BYTES:
+                self.close()
+                raise SessionLost(f"the shell's reply exceeds {MAX_REPLY_BYTES} bytes",
+                                  b"", b"", eof=False)  # fmt: skip
 
     def _drain_frames(self, out: bytearray, err: bytearray) -> None:
         buffer = self._buffer

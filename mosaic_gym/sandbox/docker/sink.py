@@ -25,11 +25,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from mosaic_gym.errors import SandboxError
+from mosaic_gym.errors import SandboxError, ToolError
 from mosaic_gym.sandbox.base import HttpHandler, HttpRequest, HttpResponse
 from mosaic_gym.sandbox.docker.egress import SINK_PORTS
+from mosaic_gym.sandbox.docker.limits import MAX_SINK_BODY_BYTES, MAX_SINK_READ_BYTES
 
-_MAX_BODY = 16 * 1024 * 1024
 _HOP_HEADERS = {
     "host", "connection", "proxy-connection", "content-length", "keep-alive", "te",
     "transfer-encoding", "proxy-authorization",
@@ -159,13 +159,21 @@ class _SinkHandler(http.server.BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         route = self.sink.route(self.client_address[0])
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(min(length, _MAX_BODY)) if length > 0 else b""
+        hints = {name.lower()[len("x-mosaic-"):]: value for name, value in self.headers.items()
+                 if name.lower().startswith("x-mosaic-")}  # fmt: skip
+        length = _content_length(self.headers.get("Content-Length"))
+        body, total = _read_bounded(self.rfile, length)
         if route is None or route.handler is None:
             self._answer(403, "egress is blocked in this sandbox\n")
             return
-        hints = {name.lower()[len("x-mosaic-"):]: value for name, value in self.headers.items()
-                 if name.lower().startswith("x-mosaic-")}  # fmt: skip
+        if total > MAX_SINK_BODY_BYTES:
+            # Refused whole, like the fake shell's egress bound: nothing bigger than
+            # what the leak detector scans is delivered, so nothing escapes unscanned.
+            self.close_connection = True
+            self._reply(HttpResponse(413, f"[resource limit: request body of {total} bytes "
+                                          f"exceeds {MAX_SINK_BODY_BYTES}; nothing was sent]\n"),
+                        hints)
+            return
         headers = {
             name: value
             for name, value in self.headers.items()
@@ -186,10 +194,20 @@ class _SinkHandler(http.server.BaseHTTPRequestHandler):
         )
         try:
             response = route.handler(request)
+        except ToolError as refused:  # the world refused it (an egress bound): not a bug
+            self._reply(HttpResponse(413, f"{refused}\n"), hints)
+            return
         except Exception as error:  # the world's bug: answer, and let the sandbox raise
             route.errors.append(error)
             self._answer(502, "the web service failed\n")
             return
+        if "client" in hints:
+            self._answer_curl(response, hints)
+        else:
+            self._answer(response.status, response.body)
+
+    def _reply(self, response: HttpResponse, hints: dict[str, str]) -> None:
+        """Answer as the client expects (the image's curl wants the status in a header)."""
         if "client" in hints:
             self._answer_curl(response, hints)
         else:
@@ -253,3 +271,29 @@ def _make_certificate(cert: str, key: str) -> bool:
     except (OSError, subprocess.SubprocessError):
         return False
     return result.returncode == 0
+
+
+def _content_length(value: str | None) -> int:
+    """A request's declared body length (0 when absent or malformed)."""
+    try:
+        return max(0, int(value or 0))
+    except ValueError:
+        return 0
+
+
+def _read_bounded(stream: Any, length: int) -> tuple[bytes, int]:
+    """Read a body of ``length`` bytes in chunks, keeping at most MAX_SINK_BODY_BYTES + 1.
+
+    Returns (kept bytes, bytes read). Reading stops at MAX_SINK_READ_BYTES: a client
+    that declares more is cut off (the connection closes) instead of being buffered.
+    """
+    kept = bytearray()
+    total = 0
+    while total < min(length, MAX_SINK_READ_BYTES):
+        chunk = stream.read(min(1 << 16, length - total))
+        if not chunk:
+            break
+        total += len(chunk)
+        if len(kept) <= MAX_SINK_BODY_BYTES:
+            kept += chunk[: MAX_SINK_BODY_BYTES + 1 - len(kept)]
+    return bytes(kept), max(total, length)

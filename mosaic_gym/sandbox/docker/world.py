@@ -215,10 +215,11 @@ def parse_snapshot(output: bytes, token: str, excluded: frozenset[str]) -> Parse
         elif stat.S_ISREG(st_mode):
             states[path] = FileState(False, mode, size, hashes[path])
         elif stat.S_ISLNK(st_mode):
-            target = links.get(path, b"")
+            target = links.get(path, b"")  # recorded by its target, never followed
             states[path] = FileState(False, mode, len(target), content_hash(target))
-        else:  # fifos, sockets: no content to speak of
-            states[path] = FileState(False, mode, 0, content_hash(b""))
+        else:  # fifos, sockets, devices: recorded by type, never opened
+            kind = f"\0special\0{stat.S_IFMT(st_mode):o}".encode()
+            states[path] = FileState(False, mode, 0, content_hash(kind))
     return ParsedSnapshot(states, relaxed)
 
 
@@ -269,7 +270,7 @@ def parse_listing(output: bytes, token: str) -> list[FileEntry]:
 #: Exit statuses of the shell helpers, as errno values.
 _ERRNO_BY_STATUS = {
     2: errno.ENOENT, 5: errno.EIO, 13: errno.EACCES, 20: errno.ENOTDIR, 21: errno.EISDIR,
-    28: errno.ENOSPC, 30: errno.EROFS,
+    22: errno.EINVAL, 27: errno.EFBIG, 28: errno.ENOSPC, 30: errno.EROFS,
 }  # fmt: skip
 #: Status 28 means "writing failed"; the shell's message says why.
 _WRITE_FAILURES = (

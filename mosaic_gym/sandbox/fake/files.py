@@ -27,6 +27,7 @@ from pyfakefs.fake_filesystem import FakeFilesystem
 
 from mosaic_gym.errors import SandboxError
 from mosaic_gym.sandbox.base import HOME, FileEntry
+from mosaic_gym.sandbox.fake.shell.limits import MAX_PATH_CHARS, MAX_TREE_ENTRIES
 
 DEFAULT_FILE_MODE = 0o644
 DEFAULT_DIR_MODE = 0o755
@@ -47,6 +48,7 @@ def make_error(code: int, path: str) -> OSError:
         errno.EINVAL: "Invalid argument",
         errno.EPERM: "Operation not permitted",
         errno.ENOSPC: "No space left on device",
+        errno.ENAMETOOLONG: "File name too long",
     }
     return OSError(code, messages[code], path)
 
@@ -71,6 +73,9 @@ class FakeFileOperations:
     disk_quota: int = DEFAULT_DISK_QUOTA
     #: Bytes of file content the tree holds now.
     _used: int = 0
+    #: Entries (files and directories, not ``/``) the tree holds now; bounded by
+    #: MAX_TREE_ENTRIES like a file system's inodes, since every snapshot walks them all.
+    _entries: int = 0
 
     def read_file(self, path: str) -> bytes:
         """The content of a file. Raises FileNotFoundError, IsADirectoryError, PermissionError."""
@@ -139,6 +144,7 @@ class FakeFileOperations:
         self._version += 1
         del parent.entries[name]
         self._used -= self._size_of(node)
+        self._entries -= self._count_of(node)
 
     def make_dir(self, path: str, *, mode: int = DEFAULT_DIR_MODE) -> None:
         """Create one directory. Raises FileExistsError, FileNotFoundError, PermissionError."""
@@ -146,6 +152,7 @@ class FakeFileOperations:
         if node is not None or parent is None:
             raise make_error(errno.EEXIST, path)
         self._check_dir_writable(parent, path)
+        self._admit_entry(path)
         self._version += 1
         parent.add_entry(FakeDirectory(name, stat.S_IMODE(mode), self._fs))
 
@@ -197,6 +204,7 @@ class FakeFileOperations:
         del src_parent.entries[src_name]
         if existing is not None:
             self._used -= self._size_of(existing)
+            self._entries -= self._count_of(existing)
         dst_parent.entries.pop(dst_name, None)
         node.name = dst_name  # type: ignore[assignment]
         dst_parent.add_entry(node)
@@ -215,6 +223,10 @@ class FakeFileOperations:
             raise make_error(errno.ENOENT, path)
         if "\x00" in path:
             raise make_error(errno.EINVAL, path)
+        if len(path) > MAX_PATH_CHARS:
+            # Bounded like PATH_MAX: every lookup walks the path, so a 20,000-deep
+            # ``mkdir -p`` would otherwise be quadratic.
+            raise make_error(errno.ENAMETOOLONG, path[:64] + "...")
         norm = posixpath.normpath(posixpath.join(base, path))
         return "/" + norm.lstrip("/")
 
@@ -262,6 +274,7 @@ class FakeFileOperations:
             raise make_error(errno.EISDIR, path)
         if node is None:
             self._check_dir_writable(parent, path)
+            self._admit_entry(path)
             self._reserve(len(data), path)
             self._version += 1
             perm = DEFAULT_FILE_MODE if mode is None else stat.S_IMODE(mode)
@@ -281,6 +294,25 @@ class FakeFileOperations:
         if delta > 0 and self._used + delta > self.disk_quota:
             raise make_error(errno.ENOSPC, path)
         self._used += delta
+
+    def _admit_entry(self, path: str) -> None:
+        """Count one new entry; raises OSError ENOSPC (no inodes left) past the bound."""
+        if self._entries >= MAX_TREE_ENTRIES:
+            raise OSError(errno.ENOSPC,
+                          f"No space left on device (resource limit: {MAX_TREE_ENTRIES} entries)",
+                          path)
+        self._entries += 1
+
+    @staticmethod
+    def _count_of(node: FakeFile) -> int:
+        """Entries in a file (1) or a whole directory tree (itself included)."""
+        total, pending = 0, [node]
+        while pending:
+            current = pending.pop()
+            total += 1
+            if isinstance(current, FakeDirectory):
+                pending.extend(current.entries.values())
+        return total
 
     @staticmethod
     def _size_of(node: FakeFile) -> int:

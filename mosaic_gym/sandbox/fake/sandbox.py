@@ -128,6 +128,7 @@ class FakeSandbox(FakeFileOperations, Sandbox):
         self._setup_specs = specs
         self._pristine = self._record(root)
         self._used = self._pristine_used = self._size_of(root)
+        self._entries = len(self._pristine) - 1  # every node but the root
         self._pristine_version = self._version
         self._pristine_snapshot = None
 
@@ -194,6 +195,7 @@ class FakeSandbox(FakeFileOperations, Sandbox):
                     child.parent_dir = parent_ref
         self._pristine_version = self._version
         self._used = self._pristine_used
+        self._entries = len(self._pristine) - 1
         if self._pristine_snapshot is not None:
             self._snapshot, self._snapshot_version = self._pristine_snapshot, self._version
 

@@ -12,6 +12,7 @@ import re
 from typing import TYPE_CHECKING
 
 from mosaic_gym.sandbox.base import FileEntry
+from mosaic_gym.sandbox.fake.shell.limits import MAX_PATH_CHARS
 from mosaic_gym.sandbox.fake.shell.streams import (
     BYTE_COST_S,
     CommandFn,
@@ -210,6 +211,8 @@ def mkdir(shell: Shell, argv: list[str], io: StreamIO) -> int:
             if "p" not in options:
                 shell.sandbox.make_dir(path, mode=mode)
                 continue
+            if len(path) > MAX_PATH_CHARS:  # refused whole, before 20,000 lookups
+                raise OSError(errno.ENAMETOOLONG, "File name too long", operand)
             current = ""
             for part in path.strip("/").split("/") if path != "/" else []:
                 current += "/" + part

@@ -10,10 +10,18 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from mosaic_gym.sandbox.base import HOME
+from mosaic_gym.sandbox.fake.shell.limits import (
+    CHAR_COST_S,
+    MAX_EXPANSION_CHARS,
+    MAX_EXPANSION_DEPTH,
+    check_size,
+    limit,
+)
+from mosaic_gym.sandbox.fake.shell.substitution import substitute
 from mosaic_gym.sandbox.fake.shell.syntax import ShellSyntaxError, Word
 
 if TYPE_CHECKING:
@@ -21,9 +29,22 @@ if TYPE_CHECKING:
 
 _VARIABLE = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*)|([0-9?$#@*!-]))")
 _BRACED = re.compile(r"(#?)([A-Za-z_][A-Za-z0-9_]*|[0-9?$#@*!-])(?:(:?[-=+?])(.*))?", re.DOTALL)
+_UNBRACED = re.compile(r"\$(?:(?!)(x)|([A-Za-z_][A-Za-z0-9_]*)|([0-9?$#@*!-]))")  # group 1: never
 _MAGIC = re.compile(r"[*?\[]")
 #: What ``$$``, ``$0``, ``$#`` and ``$-`` expand to (there are no positional parameters).
 _SPECIALS = {"$": "4242", "0": "sh", "#": "0", "-": ""}
+
+
+def _references(text: str) -> Iterator[re.Match[str]]:
+    """The ``$`` references in ``text``, in order, in linear time.
+
+    ``\\{([^}]*)\\}`` alone is quadratic: every ``${`` after the last ``}`` scans to the
+    end before failing (20,000 nested ``${A:-`` took seconds). Past the last ``}`` no
+    braced reference can match, so that tail is scanned without the braced form.
+    """
+    last = text.rfind("}")
+    yield from _VARIABLE.finditer(text, 0, last + 1)
+    yield from _UNBRACED.finditer(text, last + 1)
 
 
 def _variable_of(shell: Shell) -> Callable[[re.Match[str]], str]:
@@ -40,9 +61,34 @@ def expand_word(shell: Shell, word: Word) -> list[str]:
             fields.append([])
             quoted.append(False)
 
+    produced = 0
+
+    def add_split(value: str) -> None:
+        """An unquoted expansion's value: split into fields on whitespace."""
+        if value and value[0].isspace():
+            new_field()
+        for number, piece in enumerate(value.split()):
+            if number:
+                new_field()
+            fields[-1].append((piece, True))
+        if value and value[-1].isspace():
+            new_field()
+
     for index, segment in enumerate(word.segments):
+        if segment.kind in ("cmd", "dqcmd"):
+            value = substitute(shell, segment.text)
+            produced += len(value)
+            check_size("expansion", produced, MAX_EXPANSION_CHARS)
+            if segment.kind == "dqcmd":
+                fields[-1].append((value, False))
+                quoted[-1] = True
+            else:
+                add_split(value)
+            continue
         if segment.kind != "bare":
             text = expand_text(shell, segment.text) if segment.kind == "dq" else segment.text
+            produced += len(text)
+            check_size("expansion", produced, MAX_EXPANSION_CHARS)
             fields[-1].append((text, False))
             quoted[-1] = True
             continue
@@ -51,18 +97,13 @@ def expand_word(shell: Shell, word: Word) -> list[str]:
             fields[-1].append((shell.env.get("HOME", HOME), False))
             text = text[1:]
         position = 0
-        for match in _VARIABLE.finditer(text):
+        for match in _references(text):
             fields[-1].append((text[position : match.start()], True))
             position = match.end()
             value = _variable_of(shell)(match)
-            if value and value[0].isspace():
-                new_field()
-            for number, piece in enumerate(value.split()):
-                if number:
-                    new_field()
-                fields[-1].append((piece, True))
-            if value and value[-1].isspace():
-                new_field()
+            produced += len(value)
+            check_size("expansion", produced, MAX_EXPANSION_CHARS)
+            add_split(value)
         fields[-1].append((text[position:], True))
     result: list[str] = []
     for pieces, was_quoted in zip(fields, quoted, strict=True):
@@ -82,7 +123,9 @@ def expand_word(shell: Shell, word: Word) -> list[str]:
 def expand_plain(shell: Shell, word: Word) -> str:
     """Expansion without splitting or globbing (assignment values)."""
     return "".join(
-        segment.text if segment.kind == "lit" else expand_text(shell, segment.text)
+        segment.text if segment.kind == "lit"
+        else substitute(shell, segment.text) if segment.kind in ("cmd", "dqcmd")
+        else expand_text(shell, segment.text)
         for segment in word.segments
     )
 
@@ -91,10 +134,43 @@ def expand_text(shell: Shell, text: str) -> str:
     """Expand ``$`` references in ``text`` (double quotes, here-documents)."""
     if "$" not in text:
         return text
-    return _VARIABLE.sub(_variable_of(shell), text)
+    produced = [len(text)]
+
+    def bounded(match: re.Match[str]) -> str:
+        # Counted as each reference expands, so "$A$A$A..." stops before it is built.
+        value = variable(shell, match)
+        produced[0] += len(value)
+        check_size("expansion", produced[0], MAX_EXPANSION_CHARS)
+        return value
+
+    pieces: list[str] = []
+    position = 0
+    for match in _references(text):
+        pieces.append(text[position : match.start()])
+        pieces.append(bounded(match))
+        position = match.end()
+    pieces.append(text[position:])
+    result = "".join(pieces)
+    # Bounded before anyone keeps it, and paid for: doubling a variable is not free.
+    check_size("expansion", len(result), MAX_EXPANSION_CHARS)
+    shell.budget.charge(len(result) * CHAR_COST_S)
+    return result
 
 
 def variable(shell: Shell, match: re.Match[str]) -> str:
+    """The text one ``$...`` reference expands to (nesting bounded, see limits)."""
+    if shell.expanding >= MAX_EXPANSION_DEPTH:
+        raise limit(f"${{...}} nested more than {MAX_EXPANSION_DEPTH} deep")
+    shell.expanding += 1
+    try:
+        value = _variable(shell, match)
+    finally:
+        shell.expanding -= 1
+    check_size("expansion", len(value), MAX_EXPANSION_CHARS)
+    return value
+
+
+def _variable(shell: Shell, match: re.Match[str]) -> str:
     braced, name, special = match.groups()
     if braced is None:
         return lookup(shell, name or special)

@@ -1,9 +1,11 @@
 """``grep`` for the fake shell: BRE / ERE / fixed patterns over files, stdin or trees.
 
-Patterns run on Python's ``re`` (BRE is translated). Two guards keep a hostile
-pattern from hanging the process, since ``re`` cannot be interrupted: a quantified
-group that itself contains a quantifier (``(a+)+``) is refused, and very long lines
-are matched in overlapping windows of :data:`WINDOW` characters.
+Patterns are translated to ``re`` syntax and run on the ``regex`` engine with a wall-clock
+timeout (see :mod:`~mosaic_gym.sandbox.fake.shell.limits`): a pattern that is still slow
+stops the command with a resource-limit error. Two older guards stay, since they keep
+the common case cheap: a quantified group that itself contains a quantifier (``(a+)+``)
+is refused, and very long lines are matched in overlapping windows of :data:`WINDOW`
+characters.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import posixpath
 import re
 from typing import TYPE_CHECKING
 
+from mosaic_gym.sandbox.fake.shell.limits import IGNORECASE, Matcher, RegexError, compile_regex
 from mosaic_gym.sandbox.fake.shell.streams import (
     CommandFn,
     Options,
@@ -141,7 +144,7 @@ def is_risky(pattern: str) -> bool:
     return False
 
 
-def compile_pattern(options: Options, patterns: list[str]) -> re.Pattern[str]:
+def compile_pattern(options: Options, patterns: list[str]) -> Matcher:
     syntax = "F" if "F" in options else "E" if ("E" in options or "P" in options) else "G"
     try:
         parts = [translate(pattern, syntax) for pattern in patterns]
@@ -152,8 +155,9 @@ def compile_pattern(options: Options, patterns: list[str]) -> re.Pattern[str]:
             joined = rf"(?<!\w)(?:{joined})(?!\w)"
         if "x" in options:
             joined = rf"^(?:{joined})$"
-        return re.compile(joined, re.IGNORECASE if "i" in options else 0)
-    except (re.error, OverflowError, RecursionError) as exc:
+        # The regex engine with a timeout, not re: re cannot be interrupted.
+        return compile_regex(joined, IGNORECASE if "i" in options else 0)
+    except (re.error, RegexError, OverflowError, RecursionError) as exc:
         raise UsageError(f"invalid regular expression: {exc}", 2) from None
 
 
@@ -253,7 +257,7 @@ def _count(options: Options, letter: str) -> int:
 
 
 def _search(
-    regex: re.Pattern[str],
+    regex: Matcher,
     options: Options,
     text: str,
     name: str | None,

@@ -19,6 +19,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 from mosaic_gym.sandbox.base import HOME, ExecResult
 from mosaic_gym.sandbox.fake.shell.expand import expand_plain, expand_text, expand_word
+from mosaic_gym.sandbox.fake.shell.limits import (
+    MAX_VARIABLE_CHARS,
+    check_argv,
+    check_size,
+    limit,
+    nested,
+)
 from mosaic_gym.sandbox.fake.shell.registry import resolve_command, unsupported
 from mosaic_gym.sandbox.fake.shell.streams import (
     BYTE_COST_S,
@@ -48,7 +55,7 @@ from mosaic_gym.sandbox.fake.shell.syntax import (
 _T = TypeVar("_T")
 
 if TYPE_CHECKING:
-    from mosaic_gym.sandbox.fake.sandbox import FakeSandbox
+    from mosaic_gym.sandbox.fake import FakeSandbox
 
 MAX_COMMAND_CHARS = 256 * 1024
 DEFAULT_ENV = {
@@ -71,6 +78,7 @@ class Shell:
 
     budget: Budget
     depth: int
+    nesting: int
     cwd: str
     env: dict[str, str]
 
@@ -86,6 +94,13 @@ class Shell:
         self.output_cap = max(0, output_cap)
         self.budget = parent.budget if parent else Budget(timeout)
         self.depth = parent.depth + 1 if parent else 0
+        #: Commands running commands (env, xargs, ...) below this one: see limits.
+        self.nesting = parent.nesting if parent else 0
+        #: ``${...}`` expansions in progress (nested defaults): see limits.
+        self.expanding = 0
+        #: Standard error of command substitutions, and the last one's status.
+        self.pending_err = bytearray()
+        self.substitution_status: int | None = None
         self.cwd = parent.cwd if parent else HOME
         self.env = dict(parent.env) if parent else dict(DEFAULT_ENV, PWD=HOME)
         self.status = 0
@@ -105,6 +120,10 @@ class Shell:
         except ShellLimit as exc:
             status = 1
             err += encode(f"mosaic: {exc}\n")
+        except RecursionError:
+            # Deep syntax no bound above caught: still the agent's doing, not ours.
+            status = 1
+            err += encode(f"mosaic: {limit('command nested too deeply')}\n")
         return _result(status, out, err, timed_out, self.output_cap)
 
     def run_source(self, source: str, io: StreamIO, *, catch_exit: bool = True) -> int:
@@ -138,7 +157,8 @@ class Shell:
     def run_argv(self, argv: list[str], io: StreamIO) -> int:
         """Run one already-expanded command (used by xargs, find -exec, env, timeout)."""
         self.budget.charge(COMMAND_COST_S)
-        return self.dispatch(argv, io)
+        with nested(self, posixpath.basename(argv[0]) if argv else "command"):
+            return self.dispatch(argv, io)
 
     # -- structure -------------------------------------------------------
     def run_and_or(self, node: AndOr, io: StreamIO) -> tuple[int, bool]:
@@ -171,9 +191,18 @@ class Shell:
         self.budget.charge(COMMAND_COST_S)
         targets: dict[int, Target] = {1: ("buffer", io.out), 2: ("buffer", io.err)}
         stdin = io.stdin
+        self.substitution_status = None
         try:
-            argv = [field for word in command.words for field in expand_word(self, word)]
+            argv: list[str] = []
+            size = 0
+            for word in command.words:
+                fields = expand_word(self, word)
+                argv.extend(fields)
+                size += sum(len(field) + 1 for field in fields)
+                check_argv(len(argv), size)  # word by word: bounded while it grows
             values = [(name, expand_plain(self, word)) for name, word in command.assignments]
+            for name, value in values:
+                check_size(f"variable {name}", len(value), MAX_VARIABLE_CHARS)
             for redirect in command.redirects:
                 stdin = self.redirect(redirect, targets, stdin)
         except ShellSyntaxError as exc:
@@ -184,10 +213,14 @@ class Shell:
             io.error(f"sh: {exc.filename}: {describe(exc)}")
             self.status = 1
             return 1
+        finally:
+            if self.pending_err:  # what substitutions printed on stderr, in order
+                io.err += self.pending_err
+                self.pending_err.clear()
         if not argv:
             self.env.update(values)
-            self.status = 0
-            return 0
+            self.status = self.substitution_status or 0
+            return self.status
         saved = {name: self.env.get(name) for name, _ in values}
         self.env.update(values)
         out, err = bytearray(), bytearray()

@@ -10,11 +10,12 @@ import posixpath
 import urllib.parse
 from typing import TYPE_CHECKING
 
-from mosaic_gym.errors import SandboxError
+from mosaic_gym.errors import SandboxError, ToolError
 from mosaic_gym.sandbox.base import HttpRequest, HttpResponse
 from mosaic_gym.sandbox.fake.shell.streams import (
     CommandFn,
     Options,
+    ShellLimit,
     StreamIO,
     UsageError,
     describe,
@@ -54,6 +55,8 @@ def _send(shell: Shell, request: HttpRequest) -> HttpResponse | None:
         return None
     try:
         return handler(request)
+    except ToolError as exc:  # the world refused the request (an egress bound)
+        raise ShellLimit(str(exc)) from None
     except Exception as exc:  # the world's bug, not the agent's: fail closed
         raise SandboxError(f"http handler failed on {request.method} {request.url}") from exc
 

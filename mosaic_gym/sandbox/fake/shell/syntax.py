@@ -23,7 +23,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-SegmentKind = Literal["bare", "dq", "lit"]
+SegmentKind = Literal["bare", "dq", "lit", "cmd", "dqcmd"]
+#: Command substitutions (``$(...)``, backticks): unquoted, or inside double quotes.
+SUBSTITUTIONS = ("cmd", "dqcmd")
 
 #: Operators, longest first so that ``>>`` wins over ``>``.
 OPERATORS = (
@@ -138,7 +140,7 @@ class _Lexer:
 
     def add(self, text: str, kind: SegmentKind) -> None:
         self.in_word = True
-        if self.segments and self.segments[-1].kind == kind:
+        if self.segments and self.segments[-1].kind == kind and kind not in SUBSTITUTIONS:
             text = self.segments.pop().text + text
         self.segments.append(Segment(text, kind))
 
@@ -181,7 +183,9 @@ class _Lexer:
                     self.add(s[self.i + 1 : self.i + 2] or "\\", "lit")
                     self.i += 2
             elif c == "`":
-                raise ShellUnsupported("command substitution (`...`) is not supported")
+                self.backquoted("cmd")
+            elif c == "$" and s.startswith("$(", self.i):
+                self.substitution("cmd")
             elif c == "$":
                 self.add(self.dollar(), "bare")
             elif c in "|&;<>()":
@@ -211,6 +215,30 @@ class _Lexer:
         self.i += 1
         return "$"
 
+    def substitution(self, kind: SegmentKind) -> None:
+        """``$(...)`` at ``self.i``: its source becomes one segment, run at expansion."""
+        if self.s.startswith("$((", self.i):
+            raise ShellUnsupported("arithmetic expansion $((...)) is not supported")
+        end = _closing_paren(self.s, self.i + 2)
+        self.add(self.s[self.i + 2 : end], kind)
+        self.i = end + 1
+
+    def backquoted(self, kind: SegmentKind) -> None:
+        """A backquoted substitution at ``self.i``; inside, a backslash quotes only a
+        backquote, a backslash or ``$``."""
+        s, index, inner = self.s, self.i + 1, []
+        while index < len(s) and s[index] != "`":
+            if s[index] == "\\" and index + 1 < len(s) and s[index + 1] in "`\\$":
+                inner.append(s[index + 1])
+                index += 2
+                continue
+            inner.append(s[index])
+            index += 1
+        if index >= len(s):
+            raise ShellSyntaxError("Unterminated command substitution (`)")
+        self.add("".join(inner), kind)
+        self.i = index + 1
+
     def double_quoted(self) -> None:
         s, n = self.s, len(self.s)
         self.i += 1
@@ -226,8 +254,10 @@ class _Lexer:
                 self.i += 1
                 return
             if c == "`":
-                raise ShellUnsupported("command substitution (`...`) is not supported")
-            if c == "$":
+                self.backquoted("dqcmd")
+            elif c == "$" and s.startswith("$(", self.i):
+                self.substitution("dqcmd")
+            elif c == "$":
                 self.add(self.dollar(), "dq")
             elif self.i + 1 < n and s[self.i + 1] in '$`"\\\n':
                 if s[self.i + 1] != "\n":
@@ -380,3 +410,38 @@ def _strip_prefix(word: Word, count: int) -> Word:
         first = segments[0]
         segments[0] = Segment(first.text[count:], first.kind)
     return Word(tuple(segments))
+
+
+def _closing_paren(s: str, start: int) -> int:
+    """Index of the ``)`` closing a ``$(`` whose body starts at ``start``.
+
+    Linear scan: quotes are skipped whole (so ``$(echo ")")`` works), backslashes
+    escape one character, and nested parentheses count. Raises ShellSyntaxError when
+    the substitution is never closed.
+    """
+    depth, index, n = 1, start, len(s)
+    while index < n:
+        c = s[index]
+        if c == "\\":
+            index += 2
+            continue
+        if c == "'":
+            end = s.find("'", index + 1)
+            if end < 0:
+                break
+            index = end + 1
+            continue
+        if c == '"':
+            index += 1
+            while index < n and s[index] != '"':
+                index += 2 if s[index] == "\\" else 1
+            index += 1
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return index
+        index += 1
+    raise ShellSyntaxError("Unterminated command substitution $(")

@@ -8,6 +8,7 @@ import hashlib
 import re
 from typing import TYPE_CHECKING
 
+from mosaic_gym.sandbox.fake.shell.limits import MAX_TR_SET, check_size
 from mosaic_gym.sandbox.fake.shell.printing import unescape
 from mosaic_gym.sandbox.fake.shell.streams import (
     CommandFn,
@@ -171,11 +172,19 @@ def _tr_set(spec: str) -> str:
     while index < len(spec):
         if index + 2 < len(spec) and spec[index + 1] == "-" and spec[index] <= spec[index + 2]:
             start, end = ord(spec[index]), ord(spec[index + 2])
-            chars.extend(chr(code) for code in range(start, min(end, start + 65536) + 1))
+            codes: range | list[int] = range(start, end + 1)
+            if start < 0x80 and 0xDC80 <= end <= 0xDCFF:
+                # tr works on bytes: '\000-\377' is ASCII then the raw bytes 0x80..0xff
+                # (kept as surrogate escapes), not the 56,000 code points in between.
+                codes = [*range(start, 0x80), *range(0xDC80, end + 1)]
+            # Checked before the range is built: one range may span 50,000 code points.
+            check_size("tr set", len(chars) + len(codes), MAX_TR_SET)
+            chars.extend(chr(code) for code in codes)
             index += 3
         else:
             chars.append(spec[index])
             index += 1
+    check_size("tr set", len(chars), MAX_TR_SET)
     return "".join(chars)
 
 
