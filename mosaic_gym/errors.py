@@ -57,3 +57,8 @@ class ToolError(MosaicError):
 
 class ToolRegistrationError(MosaicError):
     """A tool function cannot be exposed to agents (missing docs or types)."""
+
+
+class SuiteError(MosaicError):
+    """An external benchmark suite (AgentDojo, BFCL) is not installed, or was asked for a
+    suite, task, item or attack it does not have. The message names the fix."""
