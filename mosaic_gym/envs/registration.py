@@ -13,6 +13,12 @@ ENV_IDS: dict[str, dict[str, str]] = {
     "mosaic/Scenario-v0": {},
 }
 
+#: External suites (optional extras): entry points are strings, imported only by make().
+SUITE_ENTRY_POINTS: dict[str, str] = {
+    "mosaic/AgentDojo-v0": "mosaic_gym.envs.suites.agentdojo:AgentDojoEnv",
+    "mosaic/BFCL-v0": "mosaic_gym.envs.suites.bfcl:BFCLEnv",
+}
+
 
 def register_envs() -> None:
     """Register every id once (safe to call again)."""
@@ -23,3 +29,6 @@ def register_envs() -> None:
             # Episodes end on their own (refusal, answer, max_steps): no TimeLimit wrapper.
             register(id=env_id, entry_point=ENTRY_POINT, kwargs=dict(kwargs),
                      disable_env_checker=False)
+    for env_id, entry_point in SUITE_ENTRY_POINTS.items():
+        if env_id not in registry:
+            register(id=env_id, entry_point=entry_point, disable_env_checker=False)
