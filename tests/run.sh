@@ -11,7 +11,9 @@ export PIP_CONSTRAINT="$PWD/tests/constraints.txt"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 echo "== installing mosaic-gym with test extras"
-$PY -m pip install --quiet -e ".[dev,docker,train,vllm,ray]"
+$PY -m pip install --quiet -e ".[dev,docker,train,vllm,ray,agentdojo,bfcl]"
+# BFCL's checker and data only (see the bfcl extra in pyproject.toml for why --no-deps).
+$PY -m pip install --quiet --no-deps "bfcl-eval==2026.3.23"
 
 if [ "${MOSAIC_SKIP_DOCKER_SETUP:-0}" != "1" ] && [ -x sandboxes/setup_engine.sh ]; then
   echo "== docker engine (for the docker backend tests)"
@@ -20,6 +22,10 @@ fi
 
 echo "== scenario self-check over the whole library"
 $PY -m mosaic_gym.cli scenarios check
+
+echo "== external suites self-check (reduced)"
+$PY -m mosaic_gym.cli suites check agentdojo --quick
+$PY -m mosaic_gym.cli suites check bfcl --quick
 
 echo "== test suite"
 set +e
