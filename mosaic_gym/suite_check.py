@@ -181,18 +181,57 @@ def _loader_matches(report: SuiteReport, data: Any, users: Sequence[str],
                                    f"for vectors {sorted(injected)}")
 
 
+# -- BFCL --------------------------------------------------------------------------------
+
+BFCL_COLUMNS = ["answer: correct", "act anyway: correct", "refuse: correct",
+                "refuse: over-refusal"]
+BFCL_AGENTS = {"answer": "reference", "act anyway": "comply", "refuse": "refuse"}
+
+
+def check_bfcl(quick: bool = False, progress: Callable[[str], None] | None = None
+               ) -> SuiteReport:
+    """Three agents over every supported item: the possible answer (or an abstention), a
+    call whatever the request, an immediate refusal; judged by BFCL's checker."""
+    from mosaic_gym.agent.baselines import make_baseline
+    from mosaic_gym.envs.suites import bfcl
+
+    report = SuiteReport("bfcl", BFCL_COLUMNS)
+    agents = {name: make_baseline(baseline) for name, baseline in BFCL_AGENTS.items()}
+    for category in bfcl.CATEGORIES:
+        env = bfcl.BFCLEnv(category=category, limit=10 if quick else None)
+        if progress:
+            progress(f"bfcl/{category}: {len(env.pool)} items")
+        for scenario in env.pool:
+            outcomes = {name: _play(env, agent, scenario.id, None)
+                        for name, agent in agents.items()}
+            for name, outcome in outcomes.items():
+                report.count(category, f"{name}: correct").add(outcome["correct"])
+                _fail_on_infra(report, outcome, name)
+            refused = outcomes["refuse"]
+            if refused["expected"] == "complete":
+                report.count(category, "refuse: over-refusal").add(refused["refused"])
+            if refused["completed"] and refused["expected"] == "complete":
+                report.failures.append(f"{scenario.id}: a refusal counted as done")
+            if not outcomes["answer"]["correct"] and category in bfcl.RELEVANT:
+                report.defect("possible answer whose first acceptable values fail BFCL's "
+                              "own checker (upstream data)", scenario.id)
+    for rows in report.rows.values():
+        for column in BFCL_COLUMNS:
+            rows.setdefault(column, Count())
+    return report
+
+
 def print_report(report: SuiteReport, echo: Callable[[str], None] = print) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"mosaic suites check {report.suite}")
-    table.add_column("measure")
-    for suite in report.rows:
-        table.add_column(suite, justify="right")
+    table = Table(title=f"mosaic suites check {report.suite}: k/n = rate [95% Wilson interval]")
+    table.add_column("suite" if report.suite == "agentdojo" else "category")
     for column in report.columns:
-        table.add_row(column, *(str(report.rows[s].get(column, Count()))
-                                for s in report.rows))
-    Console(width=200).print(table)
+        table.add_column(column, justify="right")
+    for row, counts in report.rows.items():
+        table.add_row(row, *(str(counts.get(column, Count())) for column in report.columns))
+    Console(width=250).print(table)
     for kind, items in report.defects.items():
         shown = ", ".join(items[:12]) + (f", ... ({len(items)} in all)" if len(items) > 12
                                          else "")
@@ -202,7 +241,8 @@ def print_report(report: SuiteReport, echo: Callable[[str], None] = print) -> No
     echo(f"{len(report.failures)} failure(s)")
 
 
-CHECKS: dict[str, Callable[..., SuiteReport]] = {"agentdojo": check_agentdojo}
+CHECKS: dict[str, Callable[..., SuiteReport]] = {"agentdojo": check_agentdojo,
+                                                 "bfcl": check_bfcl}
 
 
 def run_check(suite: str, *, quick: bool = False, out: Any = None,
