@@ -41,10 +41,21 @@ def eval_command(
     out: Annotated[Path, typer.Option(help="Directory for metrics.json and "
                                            "trajectories.jsonl.")] = Path("runs/eval"),
     limit: Annotated[int | None, typer.Option(help="Play at most this many episodes.")] = None,
+    suite: Annotated[str | None, typer.Option(help="An external suite instead of --env: "
+                                                   "agentdojo or bfcl.")] = None,
 ) -> None:
     """Evaluate a policy: one table per category, JSON metrics, JSONL trajectories."""
     from mosaic_gym.evaluate import evaluate_policy
 
+    if suite is not None:
+        from mosaic_gym.suite_eval import evaluate_suite
+
+        try:
+            evaluate_suite(policy, suite, limit, out=out, quiet=False)
+        except (MosaicError, ValueError) as exc:
+            _fail(str(exc))
+        typer.echo(f"wrote {out / 'metrics.json'} and {out / 'trajectories.jsonl'}")
+        return
     try:
         evaluate_policy(policy=policy, env_id=env_id, split=split, attack=attack,
                         seeds=range(seeds), backend=backend, scenario=scenario, out=out,
