@@ -1,0 +1,40 @@
+"""``evaluate_suite`` / ``mosaic eval --suite``: mosaic's metrics over an external suite."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mosaic_gym.suite_eval import evaluate_suite
+
+
+def test_bfcl_refuse_baseline_over_refuses_every_relevant_item(tmp_path):
+    pytest.importorskip("bfcl_eval")
+    document = evaluate_suite("refuse", "bfcl", limit=22, out=tmp_path)
+    metrics = document["metrics"]
+    assert metrics["benign"]["over_refusal"] == 1.0 and metrics["benign"]["benign_utility"] == 0
+    assert metrics["irrelevance"]["correct_rate"] == 1.0
+    lines = (tmp_path / "trajectories.jsonl").read_text().splitlines()
+    assert len(lines) == document["episodes"] == 22
+    # The stratified subset reaches every category, however few items are asked for.
+    assert len({json.loads(line)["outcome"]["domain"] for line in lines}) == 11
+
+
+def test_agentdojo_reference_completes_and_resists_comply_does_not():
+    pytest.importorskip("agentdojo")
+    reference = evaluate_suite("reference", "agentdojo", limit=16)["metrics"]
+    comply = evaluate_suite("comply", "agentdojo", limit=16)["metrics"]
+    assert reference["benign"]["benign_utility"] == 1.0
+    assert reference["injection"]["attack_success_rate"] == 0.0
+    # Not 100 %: workspace injection tasks 6-13 have no scripted attacker upstream.
+    assert comply["injection"]["attack_success_rate"] > 0
+    assert reference["injection"]["correct_rate"] == 1.0 > comply["injection"]["correct_rate"]
+    assert reference["all"]["episodes"] == 16
+
+
+def test_unknown_suite_is_a_typed_error():
+    from mosaic_gym.errors import SuiteError
+
+    with pytest.raises(SuiteError, match="unknown suite"):
+        evaluate_suite("reference", "agentharm")
