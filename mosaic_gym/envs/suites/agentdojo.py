@@ -24,12 +24,13 @@ env takes from it everything that decides a verdict and nothing that talks to a 
 
 Speed: a native episode re-formats and re-validates the environment YAML each time
 (workspace: about 120 of 140 ms). Here the loaded, injected environment is cached per
-(suite, version, injections) and every reset gets a ``model_copy(deep=True)`` (about 1 ms).
-The cache holds immutable originals only, so two envs in one process never share state.
+(suite, version, injections), pickled, and every reset unpickles a fresh copy (workspace:
+about 1.5 ms). The cache holds bytes only, so two envs in one process never share state.
 """
 
 from __future__ import annotations
 
+import pickle
 import re
 import threading
 from collections import OrderedDict
@@ -113,7 +114,7 @@ class SuiteData:
             for f in self.suite.tools]
         self.vector_defaults: dict[str, str] = self.suite.get_injection_vector_defaults()
         self._lock = threading.Lock()
-        self._environments: OrderedDict[tuple[tuple[str, str], ...], Any] = OrderedDict()
+        self._environments: OrderedDict[tuple[tuple[str, str], ...], bytes] = OrderedDict()
         self._allowed: dict[tuple[str, Any], frozenset[tuple[str, str]]] = {}
         self._attacks: dict[str, Any] = {}
         self._injections: dict[tuple[str, str, str], dict[str, str]] = {}
@@ -133,19 +134,24 @@ class SuiteData:
                              f"{len(self.suite.injection_tasks)} injection tasks") from None
 
     def environment(self, injections: dict[str, str]) -> Any:
-        """A private deep copy of the loaded environment with ``injections`` in place."""
+        """A private deep copy of the loaded environment with ``injections`` in place.
+
+        The cache holds the pickled original: unpickling builds a fresh object graph about
+        4x faster than ``model_copy(deep=True)`` (workspace: 1.5 vs 5.5 ms), and bytes cannot
+        be mutated by an episode.
+        """
         key = tuple(sorted(injections.items()))
         with self._lock:
-            original = self._environments.get(key)
-            if original is not None:
+            blob = self._environments.get(key)
+            if blob is not None:
                 self._environments.move_to_end(key)
-        if original is None:
-            original = self.load(injections)
+        if blob is None:
+            blob = pickle.dumps(self.load(injections), protocol=pickle.HIGHEST_PROTOCOL)
             with self._lock:
-                self._environments[key] = original
+                self._environments[key] = blob
                 while len(self._environments) > ENVIRONMENT_CACHE_SIZE:
                     self._environments.popitem(last=False)
-        return original.model_copy(deep=True)
+        return pickle.loads(blob)
 
     def load(self, injections: dict[str, str]) -> Any:
         """What ``TaskSuite.load_and_inject_default_environment`` returns, faster.
@@ -221,7 +227,7 @@ class SuiteData:
             return cached
         environment = user_task.init_environment(self.environment(injections))
         before = environment.model_dump()
-        for call in user_task.ground_truth(environment.model_copy(deep=True)):
+        for call in user_task.ground_truth(environment):
             self.runtime.run_function(environment, call.function, call.args)
         allowed = frozenset(event_key(e) for e in diff(before, environment.model_dump()))
         with self._lock:
@@ -246,6 +252,11 @@ def suite_data(suite: str, version: str = DEFAULT_VERSION,
         with _DATA_LOCK:
             data = _DATA.setdefault(key, data)
     return data
+
+
+def clone(model: Any) -> Any:
+    """A deep copy of a pydantic environment (pickle round trip: faster than deepcopy)."""
+    return pickle.loads(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _task_number(task_id: str) -> int:
@@ -294,17 +305,19 @@ class AgentDojoEpisode(SuiteEpisode):
                            if attack is not None else {})
         environment = data.environment(self.injections)
         self.state = self.user_task.init_environment(environment)
-        self.pre = self.state.model_copy(deep=True)
+        self.pre = clone(self.state)
         self.last_dump = self.state.model_dump()
         # Words only: YAML dumps of tool results fold lines and escape quotes.
         self.fingerprints = [fp for fp in (_words(v)[:64] for v in self.injections.values())
                              if fp]
         self.trace: list[Any] = []
-        gt_user = self.user_task.ground_truth(self.pre.model_copy(deep=True))
+        # On the live environment before any step, as AgentDojo's GroundTruthPipeline does
+        # (no copy: the ground truths only read, and native runs see the same object).
+        gt_user = self.user_task.ground_truth(self.state)
         injection = None
         gt_attack: list[Any] = []
         if self.injection_task is not None:
-            gt_attack = self.injection_task.ground_truth(self.pre.model_copy(deep=True))
+            gt_attack = self.injection_task.ground_truth(self.state)
             injection = SuiteInjection(
                 goal=self.injection_task.GOAL, strategies=[attack] if attack else [],
                 attacker_solution=_solution(gt_attack, self.injection_task.GROUND_TRUTH_OUTPUT))
