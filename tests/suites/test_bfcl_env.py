@@ -138,3 +138,53 @@ def test_unknown_items_and_attacks_raise_typed_errors():
         bfcl.BFCLEnv(category="web_search")
     with pytest.raises(SuiteError, match="no injections"):
         bfcl.BFCLEnv(attack="authority")
+
+
+# -- multi-turn ------------------------------------------------------------------------------
+
+MULTI = "multi_turn_base_0"
+
+
+def test_multi_turn_reference_passes_bfcl_state_and_response_checks():
+    env = bfcl.BFCLEnv(item=MULTI)
+    record = play(env, make_baseline("reference"), EpisodeSpec(f"bfcl/{MULTI}", None, 0))
+    users = [m for m in record["messages"] if m["role"] == "user"]
+    assert len(users) == len(bfcl.find_item(MULTI)["question"])  # every turn was delivered
+    assert record["outcome"]["completed"] and env.episode.checker_result == {"valid": True}
+    assert any(e["events"] for e in record["ledger"])  # the file system really changed
+
+
+def test_multi_turn_fails_when_a_turn_is_skipped_or_a_state_differs():
+    env = bfcl.BFCLEnv(item=MULTI)
+    turns = len(bfcl.find_item(MULTI)["question"])
+    skipped = outcome_of(env, MULTI, *[answer()] * turns)
+    assert not skipped["completed"]
+    assert env.episode.checker_result["error_type"] == "multi_turn:empty_turn_model_response"
+    wrong = outcome_of(env, MULTI, call("mkdir", dir_name="elsewhere"), *[answer()] * turns)
+    assert not wrong["completed"]
+    assert env.episode.checker_result["error_type"] == "multi_turn:instance_state_mismatch"
+
+
+def test_multi_turn_agent_cannot_reach_private_methods_or_builtins():
+    env = bfcl.BFCLEnv(item=MULTI)
+    env.reset(options={"scenario": f"bfcl/{MULTI}"})
+    for name in ("_load_scenario", "__init__", "eval", "exec", "__import__"):
+        observation, _, terminated, _, _ = env.step(call(name, x=1))
+        assert observation.startswith("Error during execution") and not terminated
+
+
+@pytest.mark.parametrize("text", ["__import__('os').system('true')", "cd(folder=open('x'))",
+                                  "cd(**{'folder': 'a'})", "x = 1", "cd"])
+def test_ground_truth_parser_refuses_anything_but_literal_calls(text):
+    with pytest.raises(ValueError):
+        bfcl.parse_call(text)
+
+
+@settings(max_examples=60)
+@given(st.text(max_size=40))
+def test_ground_truth_parser_only_returns_or_raises_value_error(text):
+    try:
+        name, args, kwargs = bfcl.parse_call(text)
+    except ValueError:
+        return
+    assert isinstance(name, str) and isinstance(args, tuple) and isinstance(kwargs, dict)

@@ -25,12 +25,16 @@ in MOSAIC text and hands BFCL's own AST checker the calls the agent made:
   loaded under a private module name with a model-free stand-in for that registry, and
   BFCL's own modules are left as they are.
 
-Multi-turn categories (simulated APIs, state checks) are not played yet: see the report.
+The multi-turn categories run on BFCL's simulated APIs: see :mod:`.bfcl_multi_turn`.
+Memory and web-search categories need the network and are not offered.
 """
 
 from __future__ import annotations
 
+import copy
+import importlib
 import importlib.util
+import inspect
 import json
 import sys
 import threading
@@ -47,7 +51,14 @@ from mosaic_gym.envs.suites.base import (
     ToolResult,
     check_common_kwargs,
 )
-from mosaic_gym.envs.suites.scenario import SuiteScenario, SuiteSpec
+from mosaic_gym.envs.suites.bfcl_multi_turn import (
+    MULTI_TURN,
+    APISession,
+    function_docs,
+    parse_call,
+    state_events,
+)
+from mosaic_gym.envs.suites.scenario import SuiteScenario, SuiteSpec, TurnsSolution
 from mosaic_gym.errors import SuiteError
 from mosaic_gym.judge.outcome import Outcome
 from mosaic_gym.scenario.schema import SolutionSpec, ToolCallSpec
@@ -59,7 +70,7 @@ RELEVANT = ("simple_python", "multiple", "parallel", "parallel_multiple", "live_
             "live_multiple", "live_parallel", "live_parallel_multiple")
 IRRELEVANT = ("irrelevance", "live_irrelevance")
 RELEVANCE = ("live_relevance",)
-CATEGORIES = RELEVANT + IRRELEVANT + RELEVANCE
+CATEGORIES = RELEVANT + IRRELEVANT + RELEVANCE + MULTI_TURN
 _LOCK = threading.Lock()
 
 # BFCL's parameter types, as JSON Schema for the agent.
@@ -161,11 +172,12 @@ def to_json_schema(node: Any) -> Any:
     return out
 
 
-def tool_schemas(item: dict[str, Any]) -> list[dict[str, Any]]:
+def tool_schemas(item: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    functions = item if isinstance(item, list) else item["function"]
     return [{"type": "function", "function": {
         "name": f["name"], "description": f.get("description", ""),
         "parameters": to_json_schema(f.get("parameters", {"type": "dict", "properties": {}}))}}
-        for f in item["function"]]
+        for f in functions]
 
 
 _OMIT = object()
@@ -215,9 +227,47 @@ def _placeholder_calls(item: dict[str, Any]) -> list[ToolCallSpec]:
     return [ToolCallSpec(tool=function["name"], args=args)]
 
 
+def _turn_text(messages: list[dict[str, Any]]) -> str:
+    return "\n\n".join(m["content"] for m in messages if m["role"] == "user")
+
+
+def _keyword_calls(item: dict[str, Any], calls: list[str]) -> list[ToolCallSpec]:
+    """BFCL ground-truth call strings as keyword calls (positional arguments bound by the
+    simulated API's own signature), for the scripted baselines."""
+    session = _signatures(item)
+    specs = []
+    for text in calls:
+        name, args, kwargs = parse_call(text)
+        signature = session.get(name)
+        if signature is not None and args:
+            kwargs = dict(signature.bind_partial(*args, **kwargs).arguments)
+        specs.append(ToolCallSpec(tool=name, args=kwargs))
+    return specs
+
+
+def _signatures(item: dict[str, Any]) -> dict[str, inspect.Signature]:
+    from bfcl_eval.constants.executable_backend_config import CLASS_FILE_PATH_MAPPING
+
+    out: dict[str, inspect.Signature] = {}
+    for name in item["involved_classes"]:
+        cls = getattr(importlib.import_module(CLASS_FILE_PATH_MAPPING[name]), name)
+        for method_name, function in inspect.getmembers(cls, inspect.isfunction):
+            if not method_name.startswith("_"):
+                params = list(inspect.signature(function).parameters.values())[1:]
+                out[method_name] = inspect.Signature(params)
+    return out
+
+
 def scenario_for(item: dict[str, Any]) -> SuiteScenario:
     category = category_of(item["id"])
-    request = "\n\n".join(m["content"] for m in item["question"][0] if m["role"] == "user")
+    request = _turn_text(item["question"][0])
+    if category in MULTI_TURN:
+        turns = [SolutionSpec(calls=_keyword_calls(item, calls), answer="Done.")
+                 for calls in item.get("possible_answer") or []]
+        spec = SuiteSpec(title=f"BFCL {item['id']}", user_request=request,
+                         solution=TurnsSolution(turns=turns))  # type: ignore[arg-type]
+        return SuiteScenario(id=f"bfcl/{item['id']}", category="benign",
+                             domain=f"bfcl/{category}", spec=spec)
     if category in IRRELEVANT:
         spec = SuiteSpec(title=f"BFCL {item['id']}", user_request=request, expected="refuse",
                          solution=SolutionSpec(refuse=True),
@@ -275,6 +325,62 @@ class BFCLEpisode(SuiteEpisode):
         outcome.completed = bool(result.get("valid")) and not outcome.refused
 
 
+class MultiTurnEpisode(SuiteEpisode):
+    """A multi-turn item: calls run on BFCL's simulated APIs, a final answer ends a turn."""
+
+    def __init__(self, item: dict[str, Any], seed: int, max_steps: int | None,
+                 reward_fn: RewardFn) -> None:
+        self.item = item
+        self.category = category_of(item["id"])
+        self.long_context = "long_context" in self.category
+        docs, self.held = function_docs(item)
+        self.session = APISession(item, self.long_context)
+        self.turn = 0
+        self.turn_results: list[list[str]] = [[]]
+        self.snapshots: list[dict[str, Any]] = []
+        scenario = scenario_for(item)
+        calls = sum(len(turn) for turn in item.get("possible_answer") or [])
+        steps = max_steps or max(DEFAULT_MAX_STEPS, calls + 2 * len(item["question"]) + 4)
+        super().__init__(scenario=scenario, attack=None, seed=seed,
+                         tool_schemas=tool_schemas(docs), user_request=scenario.spec.user_request,
+                         max_steps=steps, reward_fn=reward_fn)
+        self.state_before = copy.deepcopy(self.session.public_state())
+
+    def run_tool(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        # Like BFCL's executor, any public method of the item's APIs runs (a held-out one
+        # too, if the agent guesses its name); nothing else can.
+        result = self.session.call(name, (), arguments)
+        self.turn_results[-1].append(result)
+        after = copy.deepcopy(self.session.public_state())
+        events = state_events(self.state_before, after)
+        self.state_before = after
+        error = result if result.startswith("Error during execution") else None
+        return ToolResult(result, events=events, error=error)
+
+    def next_user_turn(self) -> str | None:
+        self.snapshots.append(self.session.snapshot())
+        self.turn += 1
+        if self.turn >= len(self.item["question"]):
+            return None
+        self.turn_results.append([])
+        held = self.held.get(str(self.turn))
+        if held:
+            from bfcl_eval.constants.default_prompts import (
+                DEFAULT_USER_PROMPT_FOR_ADDITIONAL_FUNCTION_FC as MORE_FUNCTIONS,
+            )
+
+            self.tool_schemas[-1:-1] = tool_schemas(held)  # refusal_tool stays last
+            return str(MORE_FUNCTIONS)
+        return _turn_text(self.item["question"][self.turn])
+
+    def fill_verdict(self, outcome: Outcome) -> None:
+        from mosaic_gym.envs.suites.bfcl_multi_turn import check
+
+        result = check(self.item, self.turn_results, self.snapshots, self.long_context)
+        self.checker_result = result
+        outcome.completed = bool(result["valid"]) and not outcome.refused
+
+
 class BFCLEnv(SuiteEnv):
     """BFCL items as a Gymnasium env.
 
@@ -307,5 +413,6 @@ class BFCLEnv(SuiteEnv):
     def _start(self, scenario_id: str, attack: str | None, seed: int) -> SuiteEpisode:
         if attack is not None:
             raise SuiteError("BFCL has no injections: attack must be None or 'none'")
-        return BFCLEpisode(find_item(scenario_id.removeprefix("bfcl/")), seed,
-                           self.max_steps_override, self.reward_fn)
+        item = find_item(scenario_id.removeprefix("bfcl/"))
+        kind = MultiTurnEpisode if category_of(item["id"]) in MULTI_TURN else BFCLEpisode
+        return kind(item, seed, self.max_steps_override, self.reward_fn)

@@ -16,6 +16,7 @@ and once without (its benign variant), as it does for mosaic's injection scenari
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from mosaic_gym.scenario.schema import SolutionSpec
 
@@ -47,3 +48,22 @@ class SuiteScenario:
     spec: SuiteSpec
     split: str = "ood"
     expected: str = "complete"
+
+
+@dataclass(frozen=True)
+class TurnsSolution:
+    """A scripted run over several user turns (BFCL multi-turn): each turn's calls, then an
+    answer that ends the turn. Reads like a ``SolutionSpec`` (``calls``, ``answer``,
+    ``refuse``: the first turn) for code that knows only those; the baselines play ``turns``.
+    """
+
+    turns: list[SolutionSpec]
+    refuse: bool = False
+
+    @property
+    def calls(self) -> list[Any]:
+        return self.turns[0].calls if self.turns else []
+
+    @property
+    def answer(self) -> str:
+        return self.turns[0].answer if self.turns else "Done."
