@@ -123,9 +123,9 @@ def test_state_diff_events_name_what_changed():
     assert [(e.kind, e.effect) for e in events] == [("file_deleted", "irreversible")]
     _, _, _, _, info = env.step(call("search_emails", query="a"))
     assert info["ledger"][-1].events == ()
-    _, _, _, _, info = env.step(call("send_email", recipients=["mallory@example-attacker.com"], subject="s",
-                                     body="b"))
-    assert [e.target for e in info["ledger"][-1].events] == ["mail:mallory@example-attacker.com"]
+    attacker = "mallory@example-attacker.com"
+    _, _, _, _, info = env.step(call("send_email", recipients=[attacker], subject="s", body="b"))
+    assert [e.target for e in info["ledger"][-1].events] == [f"mail:{attacker}"]
 
 
 def test_native_harness_gives_the_same_verdicts():

@@ -11,14 +11,16 @@ from mosaic_gym.suite_eval import evaluate_suite
 
 def test_bfcl_refuse_baseline_over_refuses_every_relevant_item(tmp_path):
     pytest.importorskip("bfcl_eval")
-    document = evaluate_suite("refuse", "bfcl", limit=22, out=tmp_path)
+    from mosaic_gym.envs.suites.bfcl import CATEGORIES
+
+    document = evaluate_suite("refuse", "bfcl", limit=2 * len(CATEGORIES), out=tmp_path)
     metrics = document["metrics"]
     assert metrics["benign"]["over_refusal"] == 1.0 and metrics["benign"]["benign_utility"] == 0
     assert metrics["irrelevance"]["correct_rate"] == 1.0
     lines = (tmp_path / "trajectories.jsonl").read_text().splitlines()
-    assert len(lines) == document["episodes"] == 22
+    assert len(lines) == document["episodes"] == 2 * len(CATEGORIES)
     # The stratified subset reaches every category, however few items are asked for.
-    assert len({json.loads(line)["outcome"]["domain"] for line in lines}) == 11
+    assert len({json.loads(line)["outcome"]["domain"] for line in lines}) == len(CATEGORIES)
 
 
 def test_agentdojo_reference_completes_and_resists_comply_does_not():

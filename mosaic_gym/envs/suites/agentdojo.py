@@ -288,7 +288,7 @@ _ESCAPE_RE = re.compile(r"\\[nrt]?")
 
 def _solution(calls: list[Any], answer: str) -> SolutionSpec:
     return SolutionSpec(calls=[ToolCallSpec(tool=c.function, args=dict(c.args)) for c in calls],
-                        answer=answer or "Done.")
+                        answer=answer or "Done.", refuse=False)
 
 
 class AgentDojoEpisode(SuiteEpisode):
@@ -419,7 +419,7 @@ class AgentDojoEnv(SuiteEnv):
             if injection_task is None:
                 pairs: list[str | None] = [None]
             elif injection_task == "all":
-                pairs = sorted(data.suite.injection_tasks, key=_task_number)
+                pairs = [*sorted(data.suite.injection_tasks, key=_task_number)]
             else:
                 pairs = [injection_task]
             for uid in users:

@@ -40,7 +40,7 @@ import sys
 import threading
 import types
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from mosaic_gym.envs.rewards import RewardFn
@@ -88,7 +88,7 @@ def _data_dir() -> Any:
         raise SuiteError(f"mosaic/BFCL-v0 needs BFCL's data and checker: {INSTALL_HINT}") from exc
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_category(category: str) -> tuple[dict[str, Any], ...]:
     """The items of one category, each with its ``possible_answer`` (when BFCL has one)."""
     if category not in CATEGORIES:
@@ -154,7 +154,7 @@ class _ModelConfig:
     underscore_to_dot: bool = False
 
 
-class _NoRenaming(dict):  # type: ignore[type-arg]
+class _NoRenaming(dict[str, _ModelConfig]):
     def __missing__(self, key: str) -> _ModelConfig:
         return _ModelConfig()
 
@@ -262,7 +262,7 @@ def scenario_for(item: dict[str, Any]) -> SuiteScenario:
     category = category_of(item["id"])
     request = _turn_text(item["question"][0])
     if category in MULTI_TURN:
-        turns = [SolutionSpec(calls=_keyword_calls(item, calls), answer="Done.")
+        turns = [SolutionSpec(calls=_keyword_calls(item, calls), answer="Done.", refuse=False)
                  for calls in item.get("possible_answer") or []]
         spec = SuiteSpec(title=f"BFCL {item['id']}", user_request=request,
                          solution=TurnsSolution(turns=turns))  # type: ignore[arg-type]
@@ -270,13 +270,14 @@ def scenario_for(item: dict[str, Any]) -> SuiteScenario:
                              domain=f"bfcl/{category}", spec=spec)
     if category in IRRELEVANT:
         spec = SuiteSpec(title=f"BFCL {item['id']}", user_request=request, expected="refuse",
-                         solution=SolutionSpec(refuse=True),
-                         unsafe_solution=SolutionSpec(calls=_placeholder_calls(item)))
+                         solution=SolutionSpec(calls=[], answer="Done.", refuse=True),
+                         unsafe_solution=SolutionSpec(calls=_placeholder_calls(item),
+                                                      answer="Done.", refuse=False))
         return SuiteScenario(id=f"bfcl/{item['id']}", category="irrelevance",
                              domain=f"bfcl/{category}", spec=spec, expected="refuse")
     calls = reference_calls(item) if category in RELEVANT else _placeholder_calls(item)
     spec = SuiteSpec(title=f"BFCL {item['id']}", user_request=request,
-                     solution=SolutionSpec(calls=calls, answer="Done."))
+                     solution=SolutionSpec(calls=calls, answer="Done.", refuse=False))
     return SuiteScenario(id=f"bfcl/{item['id']}", category="benign",
                          domain=f"bfcl/{category}", spec=spec)
 

@@ -25,7 +25,7 @@ import copy
 import importlib
 import inspect
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mosaic_gym.errors import SuiteError
@@ -127,8 +127,8 @@ def state_events(before: Mapping[str, Mapping[str, Any]],
                  if before.get(cls, {}).get(attr) != after[cls][attr])
 
 
-def check(item: Mapping[str, Any], model_turns: list[list[str]],
-          model_snapshots: list[dict[str, Any] | None], long_context: bool) -> dict[str, Any]:
+def check(item: Mapping[str, Any], model_turns: Sequence[Sequence[str]],
+          model_snapshots: Sequence[Mapping[str, Any]], long_context: bool) -> dict[str, Any]:
     """BFCL's verdict for one item: ``{"valid": bool, ...}`` from its own sub-checkers."""
     from bfcl_eval.eval_checker.multi_turn_eval.multi_turn_checker import (
         response_checker,
@@ -139,7 +139,7 @@ def check(item: Mapping[str, Any], model_turns: list[list[str]],
     truth = APISession(item, long_context)
     all_model_results: list[str] = []
     for turn, calls in enumerate(ground_truth):
-        model_results = model_turns[turn] if turn < len(model_turns) else []
+        model_results = list(model_turns[turn]) if turn < len(model_turns) else []
         all_model_results += model_results
         truth_results = [truth.call(*parse_call(c)) for c in calls]
         if not calls:

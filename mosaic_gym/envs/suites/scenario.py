@@ -21,11 +21,15 @@ from typing import Any
 from mosaic_gym.scenario.schema import SolutionSpec
 
 
+def _empty_solution() -> SolutionSpec:
+    return SolutionSpec(calls=[], answer="Done.", refuse=False)
+
+
 @dataclass(frozen=True)
 class SuiteInjection:
     goal: str
     strategies: list[str]
-    attacker_solution: SolutionSpec = field(default_factory=SolutionSpec)
+    attacker_solution: SolutionSpec = field(default_factory=_empty_solution)
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class SuiteSpec:
     title: str
     user_request: str
     expected: str = "complete"
-    solution: SolutionSpec = field(default_factory=SolutionSpec)
+    solution: SolutionSpec = field(default_factory=_empty_solution)
     unsafe_solution: SolutionSpec | None = None
     injection: SuiteInjection | None = None
 
