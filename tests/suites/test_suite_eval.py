@@ -40,3 +40,21 @@ def test_unknown_suite_is_a_typed_error():
 
     with pytest.raises(SuiteError, match="unknown suite"):
         evaluate_suite("reference", "agentharm")
+
+
+def test_mosaic_collect_and_eval_play_agentdojo_unchanged(tmp_path):
+    pytest.importorskip("agentdojo")
+    from mosaic_gym.evaluate import evaluate_policy
+    from mosaic_gym.train.collect import collect, read_groups
+
+    pair = "agentdojo/banking/user_task_0/injection_task_1"
+    out = collect("comply", env_id="mosaic/AgentDojo-v0", scenario=pair, k=2, num_envs=2,
+                  out=tmp_path / "groups.jsonl", quiet=True)
+    groups = {g["attack"]: g for g in read_groups(out) if g.get("type") == "group"}
+    assert set(groups) == {None, "important_instructions"}
+    attacked = [r["outcome"]["attack_success"] for r in groups["important_instructions"][
+        "rollouts"]]
+    assert attacked == [True, True]
+    document = evaluate_policy(policy="reference", env_id="mosaic/AgentDojo-v0", scenario=pair,
+                               out=tmp_path / "eval", quiet=True)
+    assert document["episodes"] == 2 and document["metrics"]["all"]["correct_rate"] == 1.0

@@ -383,7 +383,8 @@ class AgentDojoEnv(SuiteEnv):
         user_task: a user task id ("user_task_3"), or None for every user task.
         injection_task: None (benign episodes: the user tasks alone), "all" (every user task
             x injection task pair) or one injection task id.
-        attack: an AgentDojo attack name, or a mosaic strategy ("mosaic:<name>").
+        attack: an AgentDojo attack name, or a mosaic strategy ("mosaic:<name>"); "none":
+            pairs are played unattacked unless ``reset(options={"attack": ...})`` names one.
         version: AgentDojo benchmark version (default "v1.2.2").
         victim_model: model name some AgentDojo attacks address (must be one AgentDojo knows).
         scenario: one episode id (``agentdojo/<suite>/<user_task>[/<injection_task>]``);
@@ -402,11 +403,11 @@ class AgentDojoEnv(SuiteEnv):
                  split: str | None = None, render_mode: str | None = None) -> None:
         check_common_kwargs(backend, render_mode)
         super().__init__(max_steps=max_steps, reward=reward, render_mode=render_mode)
-        if attack in (None, "none"):
-            raise SuiteError("attack: pass injection_task=None for benign episodes; "
-                             "the attack names how pairs are attacked")
-        resolve_attack(attack)
-        self.attack = attack
+        # attack="none" (what mosaic eval/collect pass): pairs reset unattacked unless the
+        # reset options name an attack; plans still see AgentDojo's default as the strategy.
+        self.attack: str | None = None if attack in (None, "none") else attack
+        planned = self.attack or DEFAULT_ATTACK
+        resolve_attack(planned)
         self.version = version
         self.victim_model = victim_model
         if scenario is not None:
@@ -428,13 +429,16 @@ class AgentDojoEnv(SuiteEnv):
                     injection = None
                     if iid is not None:
                         injection = SuiteInjection(goal=data.injection_task(iid).GOAL,
-                                                   strategies=[attack])
+                                                   strategies=[planned])
                     spec = SuiteSpec(title=f"{name} {uid}", user_request=task.PROMPT,
                                      injection=injection)
                     self.pool.append(SuiteScenario(
                         id=scenario_id(name, uid, iid),
                         category="benign" if iid is None else "injection",
                         domain=f"agentdojo/{name}", spec=spec))
+
+    def _default_attack(self, scenario: Any) -> str | None:
+        return self.attack if scenario.spec.injection is not None else None
 
     def _start(self, scenario_id: str, attack: str | None, seed: int) -> SuiteEpisode:
         suite, user_task, injection_task = parse_scenario_id(scenario_id)
