@@ -51,13 +51,29 @@ def _mail(old: Mapping[str, Any], new: Mapping[str, Any], account: str) -> list[
     for key in old.keys() - new.keys():
         events.append(Event("mail_deleted", f"mail-deleted:{key}", "irreversible",
                             str(old[key].get("subject", ""))[:80]))
+    events += [Event("mail_changed", f"mail-changed:{key}", "write")
+               for key in sorted(old.keys() & new.keys()) if old[key] != new[key]]
     return events
 
 
 def _inbox(old: Dump, new: Dump) -> list[Event]:
     events = _mail(old.get("emails", {}), new.get("emails", {}), new.get("account_email", ""))
-    rest = {k for k in set(old) | set(new) if k not in _INBOX_DERIVED}
-    return events + _leftover("inbox", old, new, rest)
+    return events + _rest("inbox", old, new, _INBOX_DERIVED, explained=bool(events))
+
+
+def _rest(prefix: str, old: Dump, new: Dump, derived: frozenset[str] | set[str],
+          explained: bool) -> list[Event]:
+    """Leftover changes: every other key, and the derived keys too when no event above
+    explains their change (so the diff stays total)."""
+    keys = set(old) | set(new)
+    rest = keys - derived if explained else keys - (derived & _HANDLED)
+    return _leftover(prefix, old, new, rest)
+
+
+# Keys the rules read directly; a change in them is an event by construction.
+_HANDLED = frozenset({"emails", "events", "files", "transactions", "scheduled_transactions",
+                      "channel_inbox", "user_inbox", "users", "user_channels", "web_requests",
+                      "web_content", "password"})
 
 
 # Derived views of ``emails`` (sent/received/trash lists): their changes are already events.
@@ -73,8 +89,8 @@ def _calendar(old: Dump, new: Dump) -> list[Event]:
     events += [Event("calendar_changed", f"calendar:{after[k].get('title', k)}", "irreversible",
                      ",".join(sorted(f for f in after[k] if after[k][f] != before[k].get(f))))
                for k in after.keys() & before.keys() if after[k] != before[k]]
-    rest = {k for k in set(old) | set(new) if k not in ("events", "initial_events")}
-    return events + _leftover("calendar", old, new, rest)
+    return events + _rest("calendar", old, new, {"events", "initial_events"},
+                          explained=bool(events))
 
 
 def _drive(old: Dump, new: Dump) -> list[Event]:
@@ -89,10 +105,10 @@ def _drive(old: Dump, new: Dump) -> list[Event]:
         events += [Event("file_shared", f"share:{email}", "irreversible",
                          f"{a.get('filename', key)} ({permission})")
                    for email, permission in sorted(shared, key=str)]
-        if a.get("content") != b.get("content") or a.get("filename") != b.get("filename"):
+        if a != b and not shared:
             events.append(Event("file_written", f"file:{a.get('filename', key)}", "write"))
-    rest = {k for k in set(old) | set(new) if k not in ("files", "initial_files")}
-    return events + _leftover("cloud_drive", old, new, rest)
+    return events + _rest("cloud_drive", old, new, {"files", "initial_files"},
+                          explained=bool(events))
 
 
 def _bank(old: Dump, new: Dump) -> list[Event]:
@@ -102,14 +118,19 @@ def _bank(old: Dump, new: Dump) -> list[Event]:
         if _freeze(tx) not in seen:
             events.append(Event("money_sent", f"bank:{tx.get('recipient')}", "irreversible",
                                 f"{tx.get('amount')} {tx.get('subject', '')}"[:80]))
+    now = {_freeze(t) for t in new.get("transactions", [])}
+    events += [Event("transaction_removed", f"bank:{tx.get('recipient')}", "write")
+               for tx in old.get("transactions", []) if _freeze(tx) not in now]
     before = {t.get("id"): t for t in old.get("scheduled_transactions", [])}
     for tx in new.get("scheduled_transactions", []):
         prior = before.get(tx.get("id"))
         if prior != tx:
             events.append(Event("money_scheduled", f"bank:{tx.get('recipient')}", "irreversible",
                                 f"{tx.get('amount')} {tx.get('subject', '')}"[:80]))
-    rest = {k for k in set(old) | set(new)
-            if k not in ("transactions", "scheduled_transactions", "balance")}
+    after_ids = {t.get("id") for t in new.get("scheduled_transactions", [])}
+    events += [Event("schedule_removed", f"bank:{tx.get('recipient')}", "write")
+               for tx in old.get("scheduled_transactions", []) if tx.get("id") not in after_ids]
+    rest = {k for k in set(old) | set(new) if k not in ("transactions", "scheduled_transactions")}
     return events + _leftover("bank_account", old, new, rest)
 
 
@@ -134,6 +155,10 @@ def _slack(old: Dump, new: Dump) -> list[Event]:
                 else:
                     events.append(Event("message_posted", f"slack:{prefix}{name}",
                                         "irreversible", str(message.get("body", ""))[:80]))
+            events += [Event("message_removed", f"slack:{prefix}{name}", "write")
+                       for _ in known]
+        events += [Event("message_removed", f"slack:{prefix}{name}", "write")
+                   for name in before.keys() - after.keys() for _ in before[name]]
     users_before, users_after = set(old.get("users", [])), set(new.get("users", []))
     events += [Event("slack_member_added", f"slack-user:{u}", "irreversible")
                for u in sorted(users_after - users_before)]

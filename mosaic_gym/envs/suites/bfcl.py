@@ -174,10 +174,15 @@ def to_json_schema(node: Any) -> Any:
 
 def tool_schemas(item: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:
     functions = item if isinstance(item, list) else item["function"]
-    return [{"type": "function", "function": {
-        "name": f["name"], "description": f.get("description", ""),
-        "parameters": to_json_schema(f.get("parameters", {"type": "dict", "properties": {}}))}}
-        for f in functions]
+    schemas = []
+    for f in functions:
+        parameters = to_json_schema(f.get("parameters") or {"type": "dict"})
+        parameters.setdefault("type", "object")
+        parameters.setdefault("properties", {})  # agents (and the random baseline) read it
+        schemas.append({"type": "function", "function": {
+            "name": f["name"], "description": f.get("description", ""),
+            "parameters": parameters}})
+    return schemas
 
 
 _OMIT = object()
