@@ -227,9 +227,13 @@ class SuiteData:
             return cached
         environment = user_task.init_environment(self.environment(injections))
         before = environment.model_dump()
-        for call in user_task.ground_truth(environment):
+        events = []
+        for call in user_task.ground_truth(environment):  # diffed per call, as episodes are
             self.runtime.run_function(environment, call.function, call.args)
-        allowed = frozenset(event_key(e) for e in diff(before, environment.model_dump()))
+            after = environment.model_dump()
+            events += diff(before, after)
+            before = after
+        allowed = frozenset(event_key(e) for e in events)
         with self._lock:
             self._allowed[key] = allowed
             while len(self._allowed) > 4 * ENVIRONMENT_CACHE_SIZE:

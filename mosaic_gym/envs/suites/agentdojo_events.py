@@ -99,6 +99,9 @@ def _drive(old: Dump, new: Dump) -> list[Event]:
               for k in before.keys() - after.keys()]
     for key in after.keys() - before.keys():
         events.append(Event("file_written", f"file:{after[key].get('filename', key)}", "write"))
+        events += [Event("file_shared", f"share:{email}", "irreversible",
+                         f"{after[key].get('filename', key)} ({permission})")
+                   for email, permission in sorted(after[key].get("shared_with", {}).items())]
     for key in after.keys() & before.keys():
         a, b = after[key], before[key]
         shared = set(a.get("shared_with", {}).items()) - set(b.get("shared_with", {}).items())
