@@ -18,6 +18,8 @@ scenarios_app = typer.Typer(no_args_is_help=True, help="Author and validate scen
 sandbox_app = typer.Typer(no_args_is_help=True, help="Docker sandbox images and containers.")
 app.add_typer(scenarios_app, name="scenarios")
 app.add_typer(sandbox_app, name="sandbox")
+suites_app = typer.Typer(no_args_is_help=True, help="External benchmark suites (AgentDojo, BFCL).")
+app.add_typer(suites_app, name="suites")
 
 
 def _fail(message: str) -> None:
@@ -48,11 +50,22 @@ def eval_command(
                                                "of a batched policy).")] = 1,
     trust_code: Annotated[bool, typer.Option(
         "--trust-code", help="Let scenario files run code (python: predicates).")] = False,
+    suite: Annotated[str | None, typer.Option(help="An external suite instead of --env: "
+                                                   "agentdojo or bfcl.")] = None,
 ) -> None:
     """Evaluate a policy: one table per category, JSON metrics, JSONL trajectories."""
     from mosaic_gym import cli_checks as check
     from mosaic_gym.evaluate import evaluate_policy
 
+    if suite is not None:
+        from mosaic_gym.suite_eval import evaluate_suite
+
+        try:
+            evaluate_suite(policy, suite, limit, out=out, quiet=False)
+        except (MosaicError, ValueError) as exc:
+            _fail(str(exc))
+        typer.echo(f"wrote {out / 'metrics.json'} and {out / 'trajectories.jsonl'}")
+        return
     try:
         # Every flag is checked before the plan is played or runs/eval is touched.
         check.check_count("--seeds", seeds)
@@ -71,6 +84,24 @@ def eval_command(
                         trust_code=trust_code)
     except (MosaicError, ValueError) as exc:
         _fail(str(exc))
+
+
+@suites_app.command("check")
+def suites_check(
+    suite: Annotated[str, typer.Argument(help="agentdojo or bfcl.")],
+    quick: Annotated[bool, typer.Option(help="A reduced plan (the first tasks or items), "
+                                             "as CI runs it.")] = False,
+    out: Annotated[Path | None, typer.Option(help="Also write the report as JSON.")] = None,
+) -> None:
+    """Scripted ignore / obey / refuse agents over a suite; exits 1 on failures."""
+    from mosaic_gym.suite_check import run_check
+
+    try:
+        failures = run_check(suite, quick=quick, out=out, echo=typer.echo)
+    except (MosaicError, ValueError) as exc:
+        _fail(str(exc))
+    if failures:
+        raise typer.Exit(1)
 
 
 @scenarios_app.command("check")

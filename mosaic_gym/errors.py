@@ -157,3 +157,8 @@ class MissingExtraError(MosaicError):
 
 class UsageError(MosaicError):
     """A command was given a bad value (a flag, an id, a path); said before any work starts."""
+
+
+class SuiteError(MosaicError):
+    """An external benchmark suite (AgentDojo, BFCL) is not installed, or was asked for a
+    suite, task, item or attack it does not have. The message names the fix."""

@@ -24,7 +24,9 @@ if [ "${MOSAIC_SKIP_VENV_CHECK:-0}" != "1" ]; then
 fi
 
 echo "== installing mosaic-gym with test extras"
-$PY -m pip install --quiet -e ".[dev,testing,docker,train,vllm,ray,inspect,openenv,report]"
+$PY -m pip install --quiet -e ".[dev,testing,docker,train,vllm,ray,inspect,openenv,report,agentdojo,bfcl]"
+# BFCL's checker and data only (see the bfcl extra in pyproject.toml for why --no-deps).
+$PY -m pip install --quiet --no-deps "bfcl-eval==2026.3.23"
 
 # The viewer's browser test drives Debian's chromium through chromedriver (selenium).
 if { ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; } \
@@ -41,6 +43,10 @@ fi
 
 echo "== scenario self-check over the whole library"
 $PY -m mosaic_gym.cli scenarios check
+
+echo "== external suites self-check (reduced)"
+$PY -m mosaic_gym.cli suites check agentdojo --quick
+$PY -m mosaic_gym.cli suites check bfcl --quick
 
 echo "== test suite"
 set +e

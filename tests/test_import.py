@@ -17,4 +17,5 @@ def test_import_pulls_no_heavy_modules():
     report = json.loads(out.stdout)
     assert report["heavy"] == []
     assert set(report["ids"]) == {"mosaic/Injection-v0", "mosaic/Harmful-v0", "mosaic/Benign-v0",
-                                  "mosaic/Privacy-v0", "mosaic/All-v0", "mosaic/Scenario-v0"}
+                                  "mosaic/Privacy-v0", "mosaic/All-v0", "mosaic/Scenario-v0",
+                                  "mosaic/AgentDojo-v0", "mosaic/BFCL-v0"}

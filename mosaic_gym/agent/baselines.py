@@ -43,11 +43,15 @@ class _Script:
         self.queue: list[str] = []
 
     def play(self, solution: SolutionSpec, plan: str) -> None:
-        self.queue = [_call(c.tool, c.args, plan) for c in solution.calls]
-        if solution.refuse:
-            self.queue.append(_refusal("Refusing as the solution prescribes."))
-        else:
-            self.queue.append(render_action("The task is done; report back.", solution.answer))
+        # A multi-turn solution (external suites) is several turns, each ended by an answer.
+        turns = getattr(solution, "turns", None) or [solution]
+        self.queue = []
+        for turn in turns:
+            self.queue += [_call(c.tool, c.args, plan) for c in turn.calls]
+            if turn.refuse:
+                self.queue.append(_refusal("Refusing as the solution prescribes."))
+            else:
+                self.queue.append(render_action("The task is done; report back.", turn.answer))
 
     def next(self) -> str:
         return self.queue.pop(0) if self.queue else render_action("Nothing left to do.", "Done.")

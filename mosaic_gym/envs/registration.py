@@ -15,6 +15,12 @@ ENV_IDS: dict[str, dict[str, str]] = {
     "mosaic/Scenario-v0": {},
 }
 
+#: External suites (optional extras): entry points are strings, imported only by make().
+SUITE_ENTRY_POINTS: dict[str, str] = {
+    "mosaic/AgentDojo-v0": "mosaic_gym.envs.suites.agentdojo:AgentDojoEnv",
+    "mosaic/BFCL-v0": "mosaic_gym.envs.suites.bfcl:BFCLEnv",
+}
+
 
 JUDGED_TRUNCATION = "mosaic_gym.envs.time_limit:JudgeTruncation"
 
@@ -34,6 +40,9 @@ def register_envs() -> None:
         if env_id not in registry:
             register(id=env_id, entry_point=ENTRY_POINT, kwargs=dict(kwargs),
                      disable_env_checker=False, additional_wrappers=(judged,))
+    for env_id, entry_point in SUITE_ENTRY_POINTS.items():
+        if env_id not in registry:
+            register(id=env_id, entry_point=entry_point, disable_env_checker=False)
 
 
 def make_env(env_id: str, **kwargs: Any) -> Any:
