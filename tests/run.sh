@@ -41,6 +41,9 @@ if [ "${MOSAIC_SKIP_DOCKER_SETUP:-0}" != "1" ] && [ -x sandboxes/setup_engine.sh
   bash sandboxes/setup_engine.sh || echo "docker engine unavailable: docker tests will skip"
 fi
 
+echo "== import contracts: every import points down the layers (pyproject.toml)"
+$PY -c "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports())"
+
 echo "== scenario self-check over the whole library"
 $PY -m mosaic_gym.cli scenarios check
 
