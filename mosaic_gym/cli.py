@@ -70,14 +70,9 @@ def eval_command(
         # Every flag is checked before the plan is played or runs/eval is touched.
         check.check_count("--seeds", seeds)
         check.check_count("--limit", limit)
-        check.check_split(split)
-        check.check_attack(attack)
-        check.check_backend(backend)
-        check.check_env_id(env_id)
-        env_id, scenario = check.check_scenario(scenario, env_id)
-        if policy.endswith((".yaml", ".yml")):
-            check.require_extra("train", "a policy recipe")
-        check.check_policy(policy)
+        env_id, scenario = check.check_play_flags(split=split, attack=attack, backend=backend,
+                                                  env_id=env_id, scenario=scenario,
+                                                  policy=policy)
         evaluate_policy(policy=policy, env_id=env_id, split=split, attack=attack,
                         seeds=range(seeds), backend=backend, scenario=scenario, out=out,
                         limit=limit, fresh=fresh, num_envs=num_envs,
@@ -345,14 +340,9 @@ def collect_command(
         for flag, value in (("--k", k), ("--seeds", seeds), ("--num-envs", num_envs),
                             ("--limit", limit), ("--actors", actors)):
             check.check_count(flag, value)
-        check.check_split(split)
-        check.check_attack(attack)
-        check.check_backend(backend)
-        check.check_env_id(env_id)
-        env_id, scenario = check.check_scenario(scenario, env_id)
-        if policy.endswith((".yaml", ".yml")):
-            check.require_extra("train", "a policy recipe")
-        check.check_policy(policy)
+        env_id, scenario = check.check_play_flags(split=split, attack=attack, backend=backend,
+                                                  env_id=env_id, scenario=scenario,
+                                                  policy=policy)
         check.check_ray(ray_address)  # "no cluster" now, not after the plan is built
     except (MosaicError, ValueError) as exc:
         _fail(str(exc))

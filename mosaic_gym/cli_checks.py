@@ -192,3 +192,18 @@ def check_train_recipe(path: Path) -> object:
         check_env_id(env.id)
         check_attack(env.attack)
     return recipe
+
+
+def check_play_flags(*, split: str, attack: str, backend: str, env_id: str,
+                     scenario: str | None, policy: str) -> tuple[str, str | None]:
+    """The flags every command that plays episodes shares (eval, collect); returns the
+    ``(env_id, scenario)`` to play (``--scenario`` picks ``mosaic/Scenario-v0``)."""
+    check_split(split)
+    check_attack(attack)
+    check_backend(backend)
+    check_env_id(env_id)
+    env_id, scenario = check_scenario(scenario, env_id)
+    if policy.endswith((".yaml", ".yml")):
+        require_extra("train", "a policy recipe")
+    check_policy(policy)
+    return env_id, scenario
