@@ -46,6 +46,7 @@ from mosaic_gym.envs.suites.base import (
     check_common_kwargs,
 )
 from mosaic_gym.envs.suites.scenario import SuiteInjection, SuiteScenario, SuiteSpec
+from mosaic_gym.envs.suites.yaml_splice import SplicedTemplate
 from mosaic_gym.errors import SuiteError
 from mosaic_gym.judge.outcome import Outcome
 from mosaic_gym.scenario.schema import SolutionSpec, ToolCallSpec
@@ -118,6 +119,7 @@ class SuiteData:
         self._allowed: dict[tuple[str, Any], frozenset[tuple[str, str]]] = {}
         self._attacks: dict[str, Any] = {}
         self._injections: dict[tuple[str, str, str], dict[str, str]] = {}
+        self._template: SplicedTemplate | None = None
 
     def user_task(self, task_id: str) -> Any:
         try:
@@ -159,7 +161,10 @@ class SuiteData:
         The same steps (AgentDojo's cached suite text, its ``str.format`` splice of the
         injections, a YAML safe load, ``model_validate``), with the vector defaults read once
         and libyaml's C safe loader when PyYAML has it (about 8x faster than the Python one on
-        workspace). ``mosaic suites check`` and the tests compare the two for equality.
+        workspace). The template is parsed once and only the list items that hold a changed
+        injection are parsed again (:mod:`.yaml_splice`; it falls back to the whole text
+        whenever it cannot prove the result equal). ``mosaic suites check`` and the tests
+        compare the two for equality.
         """
         import yaml
         from agentdojo.task_suite.task_suite import read_suite_file
@@ -168,9 +173,15 @@ class SuiteData:
         if unknown:
             raise SuiteError(f"unknown injection vector(s) {sorted(unknown)} in {self.name}")
         text = read_suite_file(self.name, "environment.yaml", self.suite.data_path)
-        injected = text.format(**dict(self.vector_defaults, **injections))
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        return self.suite.environment_type.model_validate(yaml.load(injected, Loader=loader))
+        with self._lock:
+            if self._template is None:
+                self._template = SplicedTemplate(text, self.vector_defaults, loader)
+        tree = self._template.load(injections)
+        if tree is None:
+            injected = text.format(**dict(self.vector_defaults, **injections))
+            tree = yaml.load(injected, Loader=loader)
+        return self.suite.environment_type.model_validate(tree)
 
     def _attack(self, name: str) -> Any:
         from agentdojo.agent_pipeline.ground_truth_pipeline import GroundTruthPipeline
