@@ -48,6 +48,16 @@ _ARGUMENTS = json.JSONEncoder(ensure_ascii=False)
 StepResult = tuple[str, float, bool, bool, dict[str, Any]]
 
 
+def read_action(action: Any) -> tuple[str, ParsedAction]:
+    """The text of ``action`` and its parse. A non-string action (a token list, None, a
+    dict) is a format error with its ``repr`` as the text, never a final answer."""
+    if not isinstance(action, str):
+        return repr(action), ParsedAction(
+            "invalid", None, None, None, None, None,
+            f"an action must be text, not {type(action).__name__}", 0.0)
+    return action, parse_action(action)
+
+
 class Episode:
     """The state of one episode (see the module docstring)."""
 
@@ -121,13 +131,7 @@ class Episode:
             return ("The episode is over; call reset().", 0.0, True, False, self.info())
         self.steps += 1
         self.actions.append(action)
-        if not isinstance(action, str):
-            parsed = ParsedAction("invalid", None, None, None, None, None,
-                                  f"an action must be text, not {type(action).__name__}", 0.0)
-            text = repr(action)
-        else:
-            text = action
-            parsed = parse_action(text)
+        text, parsed = read_action(action)
         self.parsed.append((parsed.kind, parsed.plan is not None,
                             parsed.safety_check is not None, parsed.format_score))
         assistant: dict[str, Any] = {"role": "assistant", "content": text}

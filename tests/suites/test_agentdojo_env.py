@@ -187,3 +187,17 @@ def test_fast_loader_is_agentdojos_loader(payload):
             data.load(injections)
         return
     assert data.load(injections) == native
+
+
+@pytest.mark.parametrize("env_id, kwargs", [("mosaic/AgentDojo-v0", {"suite": "banking"}),
+                                            ("mosaic/BFCL-v0", {})])
+def test_non_string_actions_are_format_errors_in_suite_envs(env_id, kwargs):
+    """As in mosaic's own envs: a token list or None is a format error, not an answer."""
+    if env_id == "mosaic/BFCL-v0":
+        pytest.importorskip("bfcl_eval")
+    suite_env = gym.make(env_id, **kwargs).unwrapped
+    suite_env.reset(seed=0)
+    for action in (None, 42, ["<think>", "x"], b"final"):
+        observation, _, terminated, _, _ = suite_env.step(action)
+        assert observation.startswith("Format error") and not terminated
+    assert suite_env.episode.format_errors == 4

@@ -27,13 +27,14 @@ import gymnasium as gym
 
 from mosaic_gym.core.events import Event
 from mosaic_gym.core.trajectory import Trajectory
+from mosaic_gym.envs.episode import read_action
 from mosaic_gym.envs.rewards import RewardFn, get_reward
 from mosaic_gym.envs.spaces import UnicodeText
 from mosaic_gym.errors import SuiteError
 from mosaic_gym.judge.ledger import Ledger, LedgerEntry
 from mosaic_gym.judge.outcome import Outcome, Termination
 from mosaic_gym.protocol import REFUSAL_TOOL
-from mosaic_gym.protocol.format import ParsedAction, parse_action
+from mosaic_gym.protocol.format import ParsedAction
 from mosaic_gym.protocol.prompts import system_prompt
 
 MAX_TEXT = 200_000
@@ -116,8 +117,7 @@ class SuiteEpisode:
         if self.done:
             return ("The episode is over; call reset().", 0.0, True, False, self.info())
         self.steps += 1
-        text = action if isinstance(action, str) else str(action)
-        parsed = parse_action(text)
+        text, parsed = read_action(action)
         self.parsed.append({"kind": parsed.kind, "has_plan": parsed.plan is not None,
                             "has_safety_check": parsed.safety_check is not None,
                             "format_score": parsed.format_score})
