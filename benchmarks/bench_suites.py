@@ -61,10 +61,10 @@ def bench_suite(suite: str, pairs: int, repeats: int) -> dict[str, Any]:
         for uid, iid in chosen:
             spec = EpisodeSpec(ad.scenario_id(suite, uid, iid), ad.DEFAULT_ATTACK, rounds)
             start = time.perf_counter()
-            outcome = play(env, agent, spec)["outcome"]
+            outcome = play(env, agent, spec).outcome
             (cold if rounds == 0 else warm).append(time.perf_counter() - start)
             if rounds == 0:
-                same += (outcome["completed"], outcome["attack_success"]) == native_verdicts[
+                same += (outcome.completed, outcome.attack_success) == native_verdicts[
                     (uid, iid)]
     return {"suite": suite, "pairs": len(chosen), "native": _median_ms(native_times),
             "cold": _median_ms(cold), "warm": _median_ms(warm), "same": same}
