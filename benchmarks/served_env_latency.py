@@ -26,7 +26,7 @@ def main(episodes: int = 40) -> None:
     env = make_env("mosaic/All-v0", split="test", attack="none").unwrapped
     plan = episode_plan(env.pool, [0])[:episodes]
     recorded = [play(env, make_baseline("comply"), spec) for spec in plan]
-    turns = [[m["content"] for m in r["messages"] if m["role"] == "assistant"] for r in recorded]
+    turns = [[m["content"] for m in r.messages if m["role"] == "assistant"] for r in recorded]
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -55,7 +55,7 @@ def main(episodes: int = 40) -> None:
                 target.step(action)
                 rows[name]["step"].append(time.perf_counter() - t)
             rows[name]["episode"].append(time.perf_counter() - start)
-        mismatches += remote.trajectory()["outcome"] != record["outcome"]
+        mismatches += remote.trajectory().outcome != record.outcome
     remote.close()
     server.should_exit = True
 
