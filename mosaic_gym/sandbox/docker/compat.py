@@ -9,7 +9,8 @@ Two things the ``docker`` SDK (7.x) offers no public call for:
   ``_raise_for_status``.
 
 :func:`check_version` refuses an SDK outside the tested major version with a clear message;
-``tests/docker/test_compat.py`` checks each private name against the installed SDK.
+``tests/sandbox/test_docker_compat.py`` checks each private name against the installed SDK
+(``tests/docker/test_compat.py`` the ``_sock`` of a live exec).
 """
 
 from __future__ import annotations
