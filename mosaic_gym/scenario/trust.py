@@ -63,13 +63,12 @@ def check_trust(spec: ScenarioSpec, source: str, line_of: Any, *, trust_code: bo
 def check_names(spec: ScenarioSpec, source: str, line_of: Any) -> None:
     """Unknown tools and attack strategies, at load time. Raises ScenarioError."""
     from mosaic_gym.attacks import list_strategies
-    from mosaic_gym.tools import standard_tools
+    from mosaic_gym.protocol.names import STANDARD_TOOLS
 
-    tools = standard_tools()
     for index, name in enumerate(spec.tools):
-        if "{{" not in name and name not in tools:
+        if "{{" not in name and name not in STANDARD_TOOLS:
             raise ScenarioError(
-                f"unknown tool {name!r}; available: {', '.join(tools.names())}",
+                f"unknown tool {name!r}; available: {', '.join(STANDARD_TOOLS)}",
                 file=source, line=line_of(("tools", index)), field=f"tools.{index}")
     injection = spec.injection
     if injection is None or injection.strategies == "all":
