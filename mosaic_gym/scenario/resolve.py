@@ -31,6 +31,7 @@ from mosaic_gym.scenario.schema import (
     SecretSpec,
     ValueSpec,
 )
+from mosaic_gym.scenario.templating import RESOLVED_CONTEXT
 from mosaic_gym.scenario.variant import ScenarioVariant
 
 #: Stands for the attack payload inside resolved world content. Private-use
@@ -224,7 +225,7 @@ def resolve(
     }
     data["id"] = variant.id
     try:
-        resolved_spec = ScenarioSpec.model_validate(data)
+        resolved_spec = ScenarioSpec.model_validate(data, context=RESOLVED_CONTEXT)
     except ValidationError as exc:
         raise validation_error(
             exc, node, variant.source, prefix="after filling placeholders: "

@@ -23,10 +23,13 @@ import typing
 from functools import cache
 from typing import Any, ClassVar, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ValidationInfo, field_validator
+from pydantic import BaseModel, ValidationError, ValidationInfo, field_validator
 
 #: Validation context that switches template mode on.
 TEMPLATE_CONTEXT = {"template": True}
+#: Validation context of a resolved scenario: a number a lone placeholder put into a
+#: text field (``subject: "{{amount}}"``) becomes its text.
+RESOLVED_CONTEXT = {"resolved": True}
 
 _SCALARS = (str, int, float, bool)
 
@@ -86,4 +89,10 @@ class TemplateModel(BaseModel):
         if is_template(value, info) and info.field_name is not None and placeholder_allowed(
                 cls, info.field_name):
             return value
+        if (isinstance(value, (int, float)) and not isinstance(value, bool) and info.context
+                and info.context.get("resolved")):
+            try:
+                return handler(value)
+            except ValidationError:
+                return handler(str(value))
         return handler(value)
