@@ -103,7 +103,13 @@ def suites_check(
 def scenarios_check(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or directories "
                                                                "(default: the library).")] = None,
-    seeds: Annotated[int, typer.Option(help="Seeds per scenario.")] = 2,
+    seeds: Annotated[int, typer.Option(
+        help="Seeds of the benign reference checks per scenario (tool errors, checks "
+             "true in the initial world, canaries cross-checked over the seed pairs).")
+    ] = 100,
+    attack_seeds: Annotated[int, typer.Option(
+        help="Seeds of the injection, attacker and unsafe checks (one episode per attack "
+             "strategy each; at most --seeds).")] = 2,
     backend: Annotated[str, typer.Option(help="fake or docker.")] = "fake",
     properties: Annotated[bool, typer.Option(
         "--properties", help="Instead, run the mosaic_gym.testing invariant set (Hypothesis; "
@@ -122,13 +128,21 @@ def scenarios_check(
         return
     console = Console()
     try:
-        results = check_paths(paths, seeds=range(seeds), backend=backend, trust_code=trust_code)
-    except MosaicError as exc:
+        from mosaic_gym import cli_checks as check
+
+        check.check_count("--seeds", seeds)
+        check.check_count("--attack-seeds", attack_seeds)
+        results = check_paths(paths, seeds=range(seeds), backend=backend, trust_code=trust_code,
+                              attack_seeds=range(min(seeds, attack_seeds)))
+    except (MosaicError, ValueError) as exc:
         _fail(str(exc))
         return
     failures = [r for r in results if not r.passed]
     for result in failures:
-        console.print(f"[red]FAIL[/red] {result.scenario_id}: {result.check}: {result.detail}")
+        where = f" ({result.where})" if result.where else ""
+        console.print("[red]FAIL[/red] ", end="")
+        console.print(f"{result.scenario_id}{where}: {result.check}: {result.detail}",
+                      markup=False, highlight=False)
     scenario_count = len({r.scenario_id for r in results})
     colour = "red" if failures else "green"
     console.print(f"[{colour}]{len(results) - len(failures)} passed, {len(failures)} failed"
