@@ -199,6 +199,23 @@ def scenarios_schema(
         typer.echo(f"wrote {out}")
 
 
+@scenarios_app.command("reference")
+def scenarios_reference(
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout "
+                                                   "(docs/scenario-reference.md).")] = None,
+) -> None:
+    """Print the author's reference: tools and their arguments, event targets for
+    allowed_effects, fake shell commands, predicates, Faker providers, strategies."""
+    from mosaic_gym.scenario_reference import render
+
+    text = render()
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {out}")
+
+
 @scenarios_app.command("list")
 def scenarios_list(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or directories.")] = None,
