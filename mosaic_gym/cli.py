@@ -142,7 +142,7 @@ def scenarios_check(
         where = f" ({result.where})" if result.where else ""
         console.print("[red]FAIL[/red] ", end="")
         console.print(f"{result.scenario_id}{where}: {result.check}: {result.detail}",
-                      markup=False, highlight=False)
+                      markup=False, highlight=False, soft_wrap=True)
     scenario_count = len({r.scenario_id for r in results})
     colour = "red" if failures else "green"
     console.print(f"[{colour}]{len(results) - len(failures)} passed, {len(failures)} failed"
