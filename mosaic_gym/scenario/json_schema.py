@@ -8,6 +8,7 @@ validation. :func:`scenario_json_schema` starts from it and makes it tell the tr
 * a field that may hold a ``{{ placeholder }}`` (the question
   :func:`~mosaic_gym.scenario.templating.placeholder_allowed` answers for the loader too)
   also accepts any string containing ``{{``;
+* field validators: a file's ``path`` is absolute;
 * shorthands: a secret may be a bare value (``db_password: "literal"``), a solution a bare
   list of calls, a file ``mode`` an octal string such as ``"0600"``;
 * a field with an alias may be given by its name instead (``sender`` for ``from``), never
@@ -40,6 +41,9 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 #: Text that counts as a placeholder (the loader's test is ``"{{" in value``).
 PLACEHOLDER = {"type": "string", "pattern": r"\{\{",
                "description": "A {{ name }} placeholder, filled when an episode is resolved."}
+
+#: File paths: absolute, no NUL character.
+ABSOLUTE_PATH = "^/[^\u0000]*$"
 
 #: File modes: 0 to 0o7777 as a number, or octal text ("0600", "0o600").
 MODE_TEXT = r"^\s*(0[oO])?0*[0-7]{1,4}\s*$"
@@ -181,6 +185,10 @@ def scenario_json_schema() -> dict[str, Any]:
     defs[SolutionSpec.__name__] = {
         "anyOf": [solution, {"type": "array", "items": {"$ref": "#/$defs/ToolCallSpec"}}],
         "description": solution.get("description", "") + " Shorthand: the list of calls."}
+    file_path = defs[FileSpecModel.__name__]["properties"]["path"]
+    file_path["anyOf"] = [{"type": "string", "pattern": ABSOLUTE_PATH},
+                          {"$ref": "#/$defs/Placeholder"}]
+    file_path.pop("type", None)
     mode = defs[FileSpecModel.__name__]["properties"]["mode"]
     mode["anyOf"] = [{"type": "integer", "minimum": 0, "maximum": 0o7777},
                      {"type": "string", "pattern": MODE_TEXT},
