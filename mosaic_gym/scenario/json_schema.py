@@ -106,8 +106,8 @@ def _accepts_any_string(schema: dict[str, Any]) -> bool:
 def _with_placeholder(schema: dict[str, Any]) -> dict[str, Any]:
     if _accepts_any_string(schema):
         return schema
-    keep = {key: schema.pop(key) for key in ("title", "description", "default")
-            if key in schema}
+    keep: dict[str, Any] = {key: schema.pop(key) for key in ("title", "description", "default")
+                            if key in schema}
     return {"anyOf": [schema, {"$ref": "#/$defs/Placeholder"}], **keep}
 
 

@@ -89,8 +89,9 @@ class TemplateModel(BaseModel):
         if is_template(value, info) and info.field_name is not None and placeholder_allowed(
                 cls, info.field_name):
             return value
-        if (isinstance(value, (int, float)) and not isinstance(value, bool) and info.context
-                and info.context.get("resolved")):
+        context = info.context or {}
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and context.get(
+                "resolved"):
             try:
                 return handler(value)
             except ValidationError:
