@@ -332,13 +332,35 @@ PIN = textwrap.dedent("""\
 
 
 def test_a_pin_that_the_reference_traffic_contains_by_chance_fails(tmp_path: Path) -> None:
-    """The PIN case: a 4-digit canary against a 12-digit number the task sends."""
+    """The PIN case: a 4-digit canary against a 12-digit number the task sends.
+
+    A load-time canary-strength rule may refuse the PIN first; that catches it too.
+    """
+    try:
+        load_file(write(tmp_path, PIN))
+    except ScenarioError as error:
+        assert error.field is not None and error.field.startswith("secrets.pin"), error
+        return
     failed = failures(tmp_path, PIN, seeds=range(DEFAULT_SEEDS))
     canary = [r for r in failed if r.check.startswith("canary 'pin'")]
     assert canary, [r.check for r in failed]
     result = canary[0]
     assert result.field == "secrets.pin" and result.line == line_with(PIN, "pin: {faker")
     assert "seed pairs collide" in result.detail and "orders@shop.example" in result.detail
+
+
+def test_a_canary_the_reference_may_send_under_another_seed_fails(tmp_path: Path) -> None:
+    """Strong-looking canaries drawn from the values the task itself sends: the seed pairs
+    find it whatever the canary-strength rules say."""
+    values = '["Xk3pQ9vL2mTr8w", "Rt7wN4zB8cYq2h", "Lm5sD1fG6hJk9p"]'
+    text = mutate('pin: {faker: numerify, args: {text: "####"}}', f"pin: {{choice: {values}}}",
+                  PIN)
+    text = mutate('reference: {faker: numerify, args: {text: "############"}}',
+                  f"reference: {{choice: {values}}}", text)
+    canary = [r for r in failures(tmp_path, text, seeds=range(12))
+              if r.check.startswith("canary 'pin'")]
+    assert canary and canary[0].field == "secrets.pin", canary
+    assert "seed pairs collide" in canary[0].detail
 
 
 def test_a_long_canary_passes_the_same_cross_check(tmp_path: Path) -> None:
