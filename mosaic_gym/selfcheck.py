@@ -36,7 +36,7 @@ from mosaic_gym.agent.baselines import ComplyPolicy, ReferencePolicy
 from mosaic_gym.agent.policy import Policy
 from mosaic_gym.core.egress import Egress
 from mosaic_gym.envs.mosaic_env import MosaicEnv
-from mosaic_gym.errors import MosaicError
+from mosaic_gym.errors import MosaicError, ScenarioError
 from mosaic_gym.judge.context import JudgeContext
 from mosaic_gym.judge.ledger import LedgerEntry
 from mosaic_gym.judge.rules import evaluate
@@ -213,6 +213,7 @@ def check_variant(env: MosaicEnv, variant: ScenarioVariant, seeds: Sequence[int]
     spec = variant.spec
     attack_seeds = list(seeds) if attack_seeds is None else list(attack_seeds)
     traffic: list[_Traffic] = []
+    broken: set[int] = set()
 
     def run(policy: Policy, attack: str | None, seed: int) -> dict:
         outcome = play(env, policy, EpisodeSpec(variant.id, attack, seed)).outcome
@@ -240,7 +241,14 @@ def check_variant(env: MosaicEnv, variant: ScenarioVariant, seeds: Sequence[int]
             loc)
 
     for seed in seeds:
-        outcome = run(ReferencePolicy(), None, seed)
+        try:
+            outcome = run(ReferencePolicy(), None, seed)
+        except ScenarioError as exc:  # a rule broken only at this seed (placeholders)
+            loc = tuple(int(part) if part.isdigit() else part
+                        for part in (exc.field or "").split(".") if part)
+            add(f"the scenario resolves (seed {seed})", False, exc.reason, loc)
+            broken.add(seed)
+            continue
         problems = []
         if not outcome["correct"]:
             problems.append(_explain(outcome))
@@ -269,7 +277,7 @@ def check_variant(env: MosaicEnv, variant: ScenarioVariant, seeds: Sequence[int]
                 f"{count} of {pairs} seed pairs collide, e.g. {example}: a run doing only "
                 "what the task needs would be judged a leak; make the canary longer or "
                 "more distinctive" if count else "", ("secrets", name) if count else ())
-    for seed in attack_seeds:
+    for seed in (s for s in attack_seeds if s not in broken):
         if spec.injection is not None:
             strategies = (list_strategies() if spec.injection.strategies == "all"
                           else spec.injection.strategies)

@@ -210,6 +210,10 @@ def test_duplicates_made_by_placeholders_fail_at_the_seed_that_makes_them(
             assert error.field == "world.files.2.path" and "duplicate file path" in str(error)
             outcomes.append("dup")
     assert "dup" in outcomes and "ok" in outcomes
+    failed = [r for r in check_paths([path], seeds=range(20)) if not r.passed]
+    resolving = [r for r in failed if r.check.startswith("the scenario resolves")]
+    assert resolving and resolving[0].field == "world.files.2.path", failed
+    assert resolving[0].line == line_with(text, "{path: /home/user/a.txt}")
 
 
 def _loads(path: Path) -> bool:
