@@ -103,7 +103,13 @@ def suites_check(
 def scenarios_check(
     paths: Annotated[list[Path] | None, typer.Argument(help="Files or directories "
                                                                "(default: the library).")] = None,
-    seeds: Annotated[int, typer.Option(help="Seeds per scenario.")] = 2,
+    seeds: Annotated[int, typer.Option(
+        help="Seeds of the benign reference checks per scenario (tool errors, checks "
+             "true in the initial world, canaries cross-checked over the seed pairs).")
+    ] = 100,
+    attack_seeds: Annotated[int, typer.Option(
+        help="Seeds of the injection, attacker and unsafe checks (one episode per attack "
+             "strategy each; at most --seeds).")] = 2,
     backend: Annotated[str, typer.Option(help="fake or docker.")] = "fake",
     properties: Annotated[bool, typer.Option(
         "--properties", help="Instead, run the mosaic_gym.testing invariant set (Hypothesis; "
@@ -122,13 +128,21 @@ def scenarios_check(
         return
     console = Console()
     try:
-        results = check_paths(paths, seeds=range(seeds), backend=backend, trust_code=trust_code)
-    except MosaicError as exc:
+        from mosaic_gym import cli_checks as check
+
+        check.check_count("--seeds", seeds)
+        check.check_count("--attack-seeds", attack_seeds)
+        results = check_paths(paths, seeds=range(seeds), backend=backend, trust_code=trust_code,
+                              attack_seeds=range(min(seeds, attack_seeds)))
+    except (MosaicError, ValueError) as exc:
         _fail(str(exc))
         return
     failures = [r for r in results if not r.passed]
     for result in failures:
-        console.print(f"[red]FAIL[/red] {result.scenario_id}: {result.check}: {result.detail}")
+        where = f" ({result.where})" if result.where else ""
+        console.print("[red]FAIL[/red] ", end="")
+        console.print(f"{result.scenario_id}{where}: {result.check}: {result.detail}",
+                      markup=False, highlight=False, soft_wrap=True)
     scenario_count = len({r.scenario_id for r in results})
     colour = "red" if failures else "green"
     console.print(f"[{colour}]{len(results) - len(failures)} passed, {len(failures)} failed"
@@ -169,14 +183,36 @@ def _check_properties(paths: list[Path] | None, profile: str) -> None:
 def scenarios_schema(
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
 ) -> None:
-    """Print the JSON Schema of scenario files (for editor validation and completion)."""
-    from mosaic_gym.scenario.schema import ScenarioSpec
+    """Print the JSON Schema of scenario files (for editor validation and completion).
 
-    text = json.dumps(ScenarioSpec.model_json_schema(by_alias=True), indent=2)
+    It accepts every file the loader accepts; what it cannot express (cross-references,
+    the YAML bounds, the self-check's rules) is listed under "Loader-only rules" in
+    scenarios/README.md.
+    """
+    from mosaic_gym.scenario.json_schema import scenario_json_schema
+
+    text = json.dumps(scenario_json_schema(), indent=2)
     if out is None:
         sys.stdout.write(text + "\n")
     else:
         out.write_text(text + "\n", encoding="utf-8")
+        typer.echo(f"wrote {out}")
+
+
+@scenarios_app.command("reference")
+def scenarios_reference(
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout "
+                                                   "(docs/scenario-reference.md).")] = None,
+) -> None:
+    """Print the author's reference: tools and their arguments, event targets for
+    allowed_effects, fake shell commands, predicates, Faker providers, strategies."""
+    from mosaic_gym.scenario_reference import render
+
+    text = render()
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {out}")
 
 

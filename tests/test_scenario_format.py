@@ -54,7 +54,7 @@ def test_good_file_loads(tmp_path):
     ("mutation", "line", "field", "message"),
     [
         (("category: benign", "category: evil"), 3, "category", "benign"),
-        (("domain: personal_admin", "domain: mars"), 4, "domain", "unknown domain"),
+        (("domain: personal_admin", "domain: Mars Base"), 4, "domain", "should match pattern"),
         (("tools: [read_file]", "tools: []"), 7, "tools", "at least 1"),
         (("{path: /home/user/note.txt,", "{path: note.txt,"), 12, "world.files.0.path",
          "absolute"),

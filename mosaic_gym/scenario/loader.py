@@ -39,12 +39,14 @@ def validate_spec(data: Any, node: yaml.Node | None, source: str) -> ScenarioSpe
     """Validate parsed data as a template :class:`ScenarioSpec`, mapping errors to lines.
 
     Fields holding ``{{ placeholders }}`` pass here (template mode); the loader's
-    dry-run resolution validates them strictly once they have values.
+    dry-run resolution validates them once they have values. Validation is strict (no
+    text for a number, ``"20"`` for ``max_steps`` is refused), as the JSON Schema of
+    ``mosaic scenarios schema`` says.
     """
     if not isinstance(data, dict):
         raise ScenarioError("a scenario file must be a YAML mapping", file=source, line=1)
     try:
-        return ScenarioSpec.model_validate(data, context=TEMPLATE_CONTEXT)
+        return ScenarioSpec.model_validate(data, context=TEMPLATE_CONTEXT, strict=True)
     except ValidationError as exc:
         raise validation_error(exc, node, source, prefix="") from None
 

@@ -20,6 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from mosaic_gym.errors import ScenarioError
+from mosaic_gym.scenario.crossref import check_resolved
 from mosaic_gym.scenario.faker_policy import check_call, check_result
 from mosaic_gym.scenario.locate import field_name, line_of, validation_error
 from mosaic_gym.scenario.schema import (
@@ -30,6 +31,7 @@ from mosaic_gym.scenario.schema import (
     SecretSpec,
     ValueSpec,
 )
+from mosaic_gym.scenario.templating import RESOLVED_CONTEXT
 from mosaic_gym.scenario.variant import ScenarioVariant
 
 #: Stands for the attack payload inside resolved world content. Private-use
@@ -95,28 +97,41 @@ class _Resolver:
 
     def value(self, spec: ValueSpec, loc: tuple[int | str, ...]) -> Any:
         if isinstance(spec, FakerValue):
-            # Only allow-listed providers with bounded arguments: getattr alone reaches
-            # add_provider and friends, which rewire the Faker every scenario shares.
-            refused = check_call(spec.faker, spec.args)
-            if refused is not None:
-                raise self.error(refused, loc)
-            faker = self.get_faker()
-            provider = getattr(faker, spec.faker, None)
-            if provider is None or not callable(provider):
-                raise self.error(f"unknown Faker provider {spec.faker!r}", loc)
-            try:
-                produced = provider(**spec.args)
-            except Exception as exc:  # Faker raises many types for bad arguments
-                raise self.error(f"Faker provider {spec.faker!r} failed: {exc}", loc) from None
-            too_long = check_result(spec.faker, produced)
-            if too_long is not None:
-                raise self.error(too_long, loc)
-            if spec.prefix or spec.suffix:
-                return f"{spec.prefix}{produced}{spec.suffix}"
-            return produced
+            return self.faker_value(spec, loc)
         if isinstance(spec, ChoiceValue):
             return self.substitute(self.rng.choice(spec.choice), loc)
         return self.substitute(spec, loc)
+
+    def faker_value(self, spec: FakerValue, loc: tuple[int | str, ...]) -> Any:
+        """Call one Faker provider; placeholders in its name, ``args``, prefix and suffix
+        are filled first (from the names defined above this one)."""
+        name = self.substitute(spec.faker, (*loc, "faker"))
+        if not isinstance(name, str):
+            raise self.error(f"the Faker provider name must be text, got {name!r}",
+                             (*loc, "faker"))
+        args = {key: self.substitute(item, (*loc, "args", key))
+                for key, item in spec.args.items()}
+        # Only allow-listed providers with bounded arguments: getattr alone reaches
+        # add_provider and friends, which rewire the Faker every scenario shares.
+        refused = check_call(name, args)
+        if refused is not None:
+            raise self.error(refused, loc)
+        faker = self.get_faker()
+        provider = getattr(faker, name, None)
+        if provider is None or not callable(provider):
+            raise self.error(f"unknown Faker provider {name!r}", loc)
+        try:
+            produced = provider(**args)
+        except Exception as exc:  # Faker raises many types for bad arguments
+            raise self.error(f"Faker provider {name!r} failed: {exc}", loc) from None
+        too_long = check_result(name, produced)
+        if too_long is not None:
+            raise self.error(too_long, loc)
+        prefix = self.substitute(spec.prefix, (*loc, "prefix"))
+        suffix = self.substitute(spec.suffix, (*loc, "suffix"))
+        if prefix or suffix:
+            return f"{prefix}{produced}{suffix}"
+        return produced
 
     def charge(self, size: int, loc: tuple[int | str, ...]) -> None:
         """Count characters produced by placeholders over the whole resolution."""
@@ -210,7 +225,7 @@ def resolve(
     }
     data["id"] = variant.id
     try:
-        resolved_spec = ScenarioSpec.model_validate(data)
+        resolved_spec = ScenarioSpec.model_validate(data, context=RESOLVED_CONTEXT)
     except ValidationError as exc:
         raise validation_error(
             exc, node, variant.source, prefix="after filling placeholders: "
@@ -227,6 +242,7 @@ def resolve(
         )
         for name, secret in spec.secrets.items()
     }
+    check_resolved(resolved_spec, set(spec.secrets), resolver.error)
     values = {k: v for k, v in resolver.values.items() if k != INJECTION_SLOT}
     return ResolvedScenario(variant, seed, resolved_spec, values, secrets, secret_specs)
 

@@ -13,7 +13,7 @@ models for editors.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -26,7 +26,10 @@ Split = Literal["auto", "train", "test", "ood"]
 
 CATEGORIES: tuple[Category, ...] = ("benign", "harmful", "injection", "privacy")
 
-#: Realistic domains. The ood split holds out whole domains (see ``OOD_DOMAINS``).
+#: The library's domains. Domains are an open set: any lower-case snake_case name
+#: (``DOMAIN_PATTERN``) is a domain; these are the ones the library uses. The ood split
+#: holds out whole domains (see ``OOD_DOMAINS``).
+DOMAIN_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 DOMAINS = (
     "developer_workstation",
     "email_assistant",
@@ -86,13 +89,14 @@ def _parse_mode(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError("mode must be an octal number such as '0644'")
     if isinstance(value, int):
+        if not 0 <= value <= 0o7777:
+            raise ValueError(f"mode {value} is out of range (0 to 0o7777)")
         return value
     if isinstance(value, str):
         text = value.strip().lower().removeprefix("0o")
-        try:
-            mode = int(text, 8)
-        except ValueError:
-            raise ValueError(f"mode {value!r} is not an octal number such as '0644'") from None
+        if not text or not set(text) <= set("01234567"):  # int() also takes "+7", "0_644"
+            raise ValueError(f"mode {value!r} is not an octal number such as '0644'")
+        mode = int(text, 8)
         if not 0 <= mode <= 0o7777:
             raise ValueError(f"mode {value!r} is out of range")
         return mode
@@ -217,6 +221,9 @@ class TriggerSpec(_Model):
 
 
 class InjectionSpec(_Model):
+    #: The self-check and the episode plan read the strategies before resolving anything.
+    fixed_fields: ClassVar[frozenset[str]] = frozenset({"strategies"})
+
     goal: str = Field(description="What the attacker wants the agent to do (plain language).")
     strategies: list[str] | Literal["all"] = "all"
     trigger: TriggerSpec | None = None
@@ -241,6 +248,8 @@ class ChecksSpec(_Model):
 
 
 class VariantSpec(_Model):
+    fixed_fields: ClassVar[frozenset[str]] = frozenset({"name"})
+
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     vars: dict[str, ValueSpec] = Field(default_factory=dict)
 
@@ -248,10 +257,15 @@ class VariantSpec(_Model):
 class ScenarioSpec(_Model):
     """One scenario file (possibly a family of parameterised variants)."""
 
+    #: Read to select, split and plan episodes before any placeholder is filled.
+    fixed_fields: ClassVar[frozenset[str]] = frozenset(
+        {"id", "category", "domain", "expected", "split"})
+
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*$")
     title: str
     category: Category
-    domain: str
+    domain: str = Field(pattern=DOMAIN_PATTERN, description=(
+        "Any lower-case snake_case name; the library uses " + ", ".join(DOMAINS) + "."))
     expected: Expected
     split: Split = "auto"
     user_request: str
@@ -273,15 +287,6 @@ class ScenarioSpec(_Model):
     )
     family: list[VariantSpec] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
-
-    @field_validator("domain")
-    @classmethod
-    def _domain(cls, value: str, info: ValidationInfo) -> str:
-        if is_template(value, info):
-            return value
-        if value not in DOMAINS:
-            raise ValueError(f"unknown domain {value!r}; expected one of {', '.join(DOMAINS)}")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> ScenarioSpec:
