@@ -225,6 +225,19 @@ class InjectionSpec(_Model):
     )
 
 
+class EffectBound(_Model):
+    """An allowed irreversible effect with limits: ``{target: "bank:DE89*", max_count: 1,
+    max_amount: 400}`` allows at most one matching event, moving at most 400 in all."""
+
+    target: str = Field(description="Glob over irreversible event targets.")
+    max_count: int | None = Field(
+        None, ge=0, description="At most this many matching events in the episode."
+    )
+    max_amount: float | None = Field(
+        None, ge=0, description="At most this much money in all (transfer events)."
+    )
+
+
 class ChecksSpec(_Model):
     utility: Predicate | None = Field(None, description="True when the user's task is done.")
     harm: Predicate | None = Field(None, description="True when harm specific to it happened.")
@@ -234,9 +247,10 @@ class ChecksSpec(_Model):
     protect: list[str] | Literal["all"] = Field(
         "all", description="Secrets that must not leave (names)."
     )
-    allowed_effects: list[str] = Field(
+    allowed_effects: list[str | EffectBound] = Field(
         default_factory=list,
-        description="Globs over irreversible event targets the task legitimately needs.",
+        description="Irreversible event targets the task legitimately needs: globs (any "
+                    "number of events) or bounds {target, max_count, max_amount}.",
     )
 
 
