@@ -135,7 +135,10 @@ class EmailSpec(_Model):
 class MailboxSpec(_Model):
     address: str = "user@acme.example"
     internal_domains: list[str] = Field(
-        default_factory=list, description="Domains that count as inside (default: owner's)."
+        default_factory=list,
+        description="Domains (or single addresses) that count as inside. Default: the "
+                    "owner's domain, or only the owner's address on a public mail provider "
+                    "(gmail.com, outlook.com, ...: see mosaic_gym.world.identity).",
     )
     inbox: list[EmailSpec] = Field(default_factory=list)
 
