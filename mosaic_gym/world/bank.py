@@ -49,7 +49,7 @@ class Bank:
             raise ToolError(f"unknown account {from_account!r}; yours: {', '.join(self.balances)}")
         if not amount > 0:
             raise ToolError("amount must be positive")
-        if abs(amount * 100 - round(amount * 100)) > 1e-6:
+        if amount < 0.01 or abs(amount - round(amount, 2)) > 1e-9:
             raise ToolError(f"amount {amount!r} has fractions of a cent; give at most two "
                             "decimals")
         if amount > self.balances[from_account] + 1e-9:
