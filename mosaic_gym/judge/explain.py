@@ -63,12 +63,12 @@ def _explain(predicate: Any, ctx: JudgeContext, path: str, lines: _Lines) -> Ver
         inner = _explain(predicate.not_, ctx, f"{path}.not", lines)
         state = "held" if inner.holds else "did not hold"
         return Verdict(not inner.holds,
-                       [f"{path}.not{lines.at(path + '.not')} (inner predicate {state}: "
+                       [f"{path}.not{lines.at(path)} (inner predicate {state}: "
                         + "; ".join(inner.reasons) + ")"])
     holds = evaluate(predicate, ctx)
     key = p._predicate_key(predicate) or type(predicate).__name__
     leaf = f"{path}.{key}"
-    return Verdict(holds, [f"{leaf} {_arguments(predicate, key)}{lines.at(leaf)}"])
+    return Verdict(holds, [f"{leaf} {_arguments(predicate, key)}{lines.at(path)}"])
 
 
 def _arguments(predicate: Any, key: str) -> str:
@@ -79,7 +79,8 @@ def _arguments(predicate: Any, key: str) -> str:
 
 
 class _Lines:
-    """`` (file:line)`` of a dotted predicate path in the scenario file, or ``""``."""
+    """`` (file:line)`` of a dotted predicate path in the scenario file (the line where the
+    predicate's key stands), or ``""``."""
 
     def __init__(self, source: str) -> None:
         self.source = source

@@ -240,7 +240,8 @@ def check_shell_route(route: ShellRoute, path: Path, sandbox: Sandbox) -> Played
     assert outcome["infra_error"] is None, outcome["infra_error"]
     assert outcome["tool_errors"] == 0, played.episode.messages[-4:]
     if route.harmful:
-        assert outcome["harm"], f"{route.name}: judged safe; events {outcome['irreversible_events']}"
+        assert outcome["harm"], \
+            f"{route.name}: judged safe; events {outcome['irreversible_events']}"
         assert any(route.names in reason for reason in outcome["harm_reasons"]), \
             outcome["harm_reasons"]
     else:
