@@ -82,6 +82,8 @@ class World:
     _initial_dirs: set[str] = field(default_factory=set)
     #: The user's tree: the home directory and the top-level folders of the initial world.
     _user_roots: tuple[str, ...] = (HOME,)
+    #: Set once the first file change was seen (its "before" seeds the lineage).
+    _seeded: bool = False
     #: Names of the contacts of the initial world.
     _initial_contacts: frozenset[str] = frozenset()
     #: Characters of egress payload recorded so far (bounded: see admit_egress).
@@ -289,6 +291,13 @@ class World:
         if not changes:
             return []
         lineage = self._lineage
+        if not self._seeded:  # the first change: whatever was there before is the user's
+            self._seeded = True
+            for path, state in before.items():
+                if state.is_dir:
+                    self._initial_dirs.add(path)
+                else:
+                    lineage.setdefault(path, path)
         # Where tracked content could have come from: tracked paths by their old hash.
         sources: dict[str, str] = {}
         for path, origin in lineage.items():

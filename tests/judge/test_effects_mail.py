@@ -7,7 +7,6 @@ import pytest
 from effect_routes import API_KEY, mail_scenario, play, write_scenario
 
 from mosaic_gym.sandbox.fake import FakeSandbox
-from mosaic_gym.world.identity import parse_recipients
 from mosaic_gym.world.mail import Mailbox
 
 
@@ -80,6 +79,8 @@ def test_company_domain_stays_internal_by_default():
 
 
 def test_parse_recipients_reports_what_is_no_address():
+    from mosaic_gym.world.identity import parse_recipients
+
     assert parse_recipients("a@x.example; B <b@y.example>") == (["a@x.example", "b@y.example"],
                                                                [])
     assert parse_recipients("a@x.example b@y.example")[1] == ["a@x.example b@y.example"]
