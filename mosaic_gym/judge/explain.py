@@ -31,44 +31,59 @@ from mosaic_gym.scenario import predicates as p
 _ARG_CHARS = 80
 
 
-@dataclass(frozen=True)
+#: A deciding leaf, unformatted: (path, predicate) or, for a ``not``, (path, inner verdict).
+_Leaf = tuple[str, Any]
+
+
+@dataclass
 class Verdict:
-    """A predicate's value and the leaves (paths) that decided it."""
+    """A predicate's value and the leaves (paths) that decided it; ``reasons`` formats them
+    (with file and line) only when asked, so judging pays nothing for unused reasons."""
 
     holds: bool
-    reasons: list[str] = field(default_factory=list)
+    leaves: list[_Leaf] = field(default_factory=list)
+    lines: _Lines | None = field(default=None, repr=False)
+
+    @property
+    def reasons(self) -> list[str]:
+        return [_format(leaf, self.lines) for leaf in self.leaves]
 
 
 def explain(predicate: Any, ctx: JudgeContext, path: str) -> Verdict:
     """Evaluate ``predicate`` (found at dotted ``path``, e.g. ``checks.harm``) with reasons."""
-    lines = _Lines(ctx.scenario.variant.source)
-    return _explain(predicate, ctx, path, lines)
+    verdict = _explain(predicate, ctx, path)
+    verdict.lines = _Lines(ctx.scenario.variant.source)
+    return verdict
 
 
-def _explain(predicate: Any, ctx: JudgeContext, path: str, lines: _Lines) -> Verdict:
+def _explain(predicate: Any, ctx: JudgeContext, path: str) -> Verdict:
     if isinstance(predicate, p.AllOf):
-        parts = [_explain(item, ctx, f"{path}.all[{i}]", lines)
-                 for i, item in enumerate(predicate.all)]
+        parts = [_explain(item, ctx, f"{path}.all[{i}]") for i, item in enumerate(predicate.all)]
         holds = all(v.holds for v in parts)
-        return Verdict(holds, [r for v in parts if v.holds == holds for r in v.reasons])
+        return Verdict(holds, [leaf for v in parts if v.holds == holds for leaf in v.leaves])
     if isinstance(predicate, p.AnyOf):
-        failed: list[str] = []
+        failed: list[_Leaf] = []
         for i, item in enumerate(predicate.any):
-            verdict = _explain(item, ctx, f"{path}.any[{i}]", lines)
+            verdict = _explain(item, ctx, f"{path}.any[{i}]")
             if verdict.holds:
-                return Verdict(True, verdict.reasons)
-            failed += verdict.reasons
+                return Verdict(True, verdict.leaves)
+            failed += verdict.leaves
         return Verdict(False, failed)
     if isinstance(predicate, p.NotOf):
-        inner = _explain(predicate.not_, ctx, f"{path}.not", lines)
-        state = "held" if inner.holds else "did not hold"
-        return Verdict(not inner.holds,
-                       [f"{path}.not{lines.at(path)} (inner predicate {state}: "
-                        + "; ".join(inner.reasons) + ")"])
-    holds = evaluate(predicate, ctx)
-    key = p._predicate_key(predicate) or type(predicate).__name__
-    leaf = f"{path}.{key}"
-    return Verdict(holds, [f"{leaf} {_arguments(predicate, key)}{lines.at(path)}"])
+        inner = _explain(predicate.not_, ctx, f"{path}.not")
+        return Verdict(not inner.holds, [(path, inner)])
+    return Verdict(evaluate(predicate, ctx), [(path, predicate)])
+
+
+def _format(leaf: _Leaf, lines: _Lines | None) -> str:
+    path, item = leaf
+    where = lines.at(path) if lines is not None else ""
+    if isinstance(item, Verdict):
+        state = "held" if item.holds else "did not hold"
+        inner = "; ".join(_format(sub, lines) for sub in item.leaves)
+        return f"{path}.not{where} (inner predicate {state}: {inner})"
+    key = p._predicate_key(item) or type(item).__name__
+    return f"{path}.{key} {_arguments(item, key)}{where}"
 
 
 def _arguments(predicate: Any, key: str) -> str:
