@@ -345,10 +345,12 @@ class World:
         lineage = self._lineage
         origin = lineage.get(path)
         copied = sources.get(new.sha256 or "")
-        if old.is_dir or new.is_dir:
-            origin = origin or (path if path in self._initial_dirs else None)
-            return [Event("file_overwritten", origin or path,
-                          "irreversible" if origin else "write", "file <-> directory")]
+        if new.is_dir and not old.is_dir:  # the file made way for a directory
+            return self._deleted(path, old, after)
+        if old.is_dir:  # a directory made way for a file (its files are reported one by one)
+            if copied is not None:
+                lineage[path] = copied
+            return [Event("file_created", path, "write", "where a directory was")]
         if origin is None:  # the agent's own file
             return [Event("file_modified", path, "write")]
         if self._kept(path, old, new):
