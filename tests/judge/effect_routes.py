@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +140,13 @@ def write_scenario(directory: Path, data: dict[str, Any], name: str | None = Non
     return path
 
 
+@lru_cache(maxsize=64)
+def _variants(path: Path, stamp: int) -> list[Any]:
+    return load_file(path)
+
+
 def resolved_from(path: Path, variant: int = 0, seed: int = 0) -> ResolvedScenario:
-    return resolve(load_file(path)[variant], seed=seed)
+    return resolve(_variants(path, path.stat().st_mtime_ns)[variant], seed=seed)
 
 
 def play(scenario: Path | ResolvedScenario, calls: Sequence[Call], sandbox: Sandbox, *,
