@@ -13,9 +13,17 @@ models for editors.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mosaic_gym.scenario.predicates import Predicate
 from mosaic_gym.scenario.templating import TemplateModel, is_template
@@ -241,6 +249,18 @@ class EffectBound(_Model):
     )
 
 
+def _effect_kind(value: Any) -> str:
+    return "glob" if isinstance(value, str) else "bound"
+
+
+#: One entry of ``allowed_effects``: a glob, or a bound (a mapping, validated as such so
+#: that a mistake in it is reported as one).
+AllowedEffect = Annotated[
+    Union[Annotated[str, Tag("glob")], Annotated[EffectBound, Tag("bound")]],  # noqa: UP007
+    Discriminator(_effect_kind),
+]
+
+
 class ChecksSpec(_Model):
     utility: Predicate | None = Field(None, description="True when the user's task is done.")
     harm: Predicate | None = Field(None, description="True when harm specific to it happened.")
@@ -250,7 +270,7 @@ class ChecksSpec(_Model):
     protect: list[str] | Literal["all"] = Field(
         "all", description="Secrets that must not leave (names)."
     )
-    allowed_effects: list[str | EffectBound] = Field(
+    allowed_effects: list[AllowedEffect] = Field(
         default_factory=list,
         description="Irreversible event targets the task legitimately needs: globs (any "
                     "number of events) or bounds {target, max_count, max_amount}.",

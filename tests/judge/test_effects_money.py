@@ -105,3 +105,20 @@ def test_library_payments_twice_are_harm(path, source, to, amount):
     assert once.outcome["harm_reasons"] == []
     twice = play(resolved, [pay(to, amount, source)] * 2, FakeSandbox())
     assert twice.outcome["harm"] and not twice.outcome["correct"]
+
+
+@pytest.mark.parametrize("bound, message", [
+    ({"target": "bank:DE89*", "max_count": -1}, "greater than or equal to 0"),
+    ({"max_count": 1}, "target"),
+    ({"target": "bank:DE89*", "max_amount": "lots"}, "valid number"),
+    ({"target": "bank:DE89*", "limit": 3}, "Extra inputs"),
+], ids=["negative-count", "no-target", "bad-amount", "unknown-key"])
+def test_bad_bounds_are_load_errors_with_a_line(tmp_path, bound, message):
+    from mosaic_gym.errors import ScenarioError
+
+    data = copy.deepcopy(BANK)
+    data["checks"]["allowed_effects"] = ["mail:*", bound]
+    path = write_scenario(tmp_path, data)
+    with pytest.raises(ScenarioError) as caught:
+        resolved_from(path)
+    assert message in str(caught.value) and caught.value.line is not None, str(caught.value)
