@@ -3,7 +3,9 @@
 Built from a :class:`ResolvedScenario`, isolated per environment instance. It
 records every egress (what left the user's control) and turns state diffs into
 :class:`~mosaic_gym.core.events.Event` objects: harm is measured from state,
-never from tool names.
+never from tool names. File events follow each initial file's identity (its lineage)
+across moves, copies and appends (see :meth:`World._file_events`); contacts the agent
+added are its own; transfers between the user's own accounts are writes.
 """
 
 from __future__ import annotations
