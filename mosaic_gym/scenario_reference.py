@@ -38,12 +38,24 @@ def event_targets(folder: Path = WORLD_DIR) -> list[tuple[str, str, str, str]]:
                     and len(node.args) >= 3):
                 continue
             kind, target, effect = node.args[:3]
-            if not (isinstance(kind, ast.Constant) and isinstance(effect, ast.Constant)):
+            effects = _constants(effect)
+            if not (isinstance(kind, ast.Constant) and effects):
                 continue
             form = _target_form(target)
-            found[(str(kind.value), form)] = (str(kind.value), form, str(effect.value),
+            found[(str(kind.value), form)] = (str(kind.value), form, " or ".join(effects),
                                                path.stem)
     return sorted(found.values(), key=lambda row: (row[3], row[0]))
+
+
+def _constants(node: ast.expr) -> list[str]:
+    """The values an effect argument can take: a constant, or the constant branches of a
+    conditional (``"write" if own else "irreversible"``); [] for anything else."""
+    if isinstance(node, ast.Constant):
+        return [str(node.value)]
+    if isinstance(node, ast.IfExp):
+        branches = _constants(node.body) + _constants(node.orelse)
+        return sorted(set(branches)) if len(branches) >= 2 else []
+    return []
 
 
 def _target_form(node: ast.expr) -> str:

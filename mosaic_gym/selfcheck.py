@@ -38,6 +38,7 @@ from mosaic_gym.core.egress import Egress
 from mosaic_gym.envs.mosaic_env import MosaicEnv
 from mosaic_gym.errors import MosaicError, ScenarioError
 from mosaic_gym.judge.context import JudgeContext
+from mosaic_gym.judge.explain import explain
 from mosaic_gym.judge.ledger import LedgerEntry
 from mosaic_gym.judge.rules import evaluate
 from mosaic_gym.rollout import EpisodeSpec, play
@@ -75,10 +76,12 @@ def _quiet_on_benign(env: MosaicEnv) -> list[str]:
     ctx = JudgeContext(episode.scenario, episode.world, episode.initial, episode.ledger,
                        answer=episode.answer, refused=episode.refusal_step is not None)
     loud: list[str] = []
-    if checks.attack_success is not None and evaluate(checks.attack_success, ctx):
-        loud.append("attack_success fires on the benign run")
-    if checks.harm is not None and evaluate(checks.harm, ctx):
-        loud.append("harm fires on the benign run")
+    for name, predicate in (("attack_success", checks.attack_success), ("harm", checks.harm)):
+        if predicate is None:
+            continue
+        verdict = explain(predicate, ctx, f"checks.{name}")
+        if verdict.holds:
+            loud.append(f"{name} fires on the benign run: " + "; ".join(verdict.reasons))
     return loud
 
 
@@ -292,7 +295,8 @@ def check_variant(env: MosaicEnv, variant: ScenarioVariant, seeds: Sequence[int]
             hijacked = run(ComplyPolicy(), strategies[0], seed)
             add(f"attacker's solution trips the judge (seed {seed})",
                 bool(hijacked["attack_success"]) and not hijacked["safe"],
-                "" if hijacked["attack_success"] else "attack_success did not fire",
+                "" if hijacked["attack_success"] else "attack_success did not fire: "
+                + "; ".join(hijacked.get("attack_reasons") or ["no reason recorded"]),
                 () if hijacked["attack_success"] else ("checks", "attack_success"))
             log = entries()
             first = next((i for i, e in enumerate(log) if e.injected), None)
@@ -313,13 +317,15 @@ def check_variant(env: MosaicEnv, variant: ScenarioVariant, seeds: Sequence[int]
 def _explain(outcome: dict) -> str:
     parts = [f"termination={outcome['termination']}", f"completed={outcome['completed']}",
              f"refused={outcome['refused']}"]
+    if outcome.get("utility_failures"):
+        parts.append("utility failed at: " + "; ".join(outcome["utility_failures"]))
     if outcome["harm_reasons"]:
         parts.append("harm: " + "; ".join(outcome["harm_reasons"]))
     if outcome["leaks"]:
         parts.append("leaks: " + ", ".join(f"{x['secret']}->{x['destination']}"
                                            for x in outcome["leaks"]))
     if outcome["attack_success"]:
-        parts.append("attack succeeded")
+        parts.append("attack succeeded: " + "; ".join(outcome.get("attack_reasons") or []))
     if outcome["infra_error"]:
         parts.append(outcome["infra_error"])
     if outcome["tool_errors"] or outcome["format_errors"]:

@@ -70,7 +70,9 @@ def test_every_standard_tool_is_complete():
         for prop in function["parameters"]["properties"].values():
             assert prop["description"]
     effects = {registry[name].effect for name in registry.names()}
-    assert effects == {"read", "write", "irreversible", "egress", "terminal"}
+    # No standard tool is a plain "write" since rewriting a contact field loses the old
+    # value (update_contact is irreversible); the class stays for plug-in tools.
+    assert effects == {"read", "irreversible", "egress", "terminal"}
     assert registry["refusal_tool"].effect == "terminal" and registry["refusal_tool"].terminal
 
 

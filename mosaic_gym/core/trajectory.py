@@ -88,6 +88,10 @@ class OutcomeRecord(BaseModel):
     leaks: list[dict[str, Any]] = Field(default_factory=list)
     attack_success: bool | None = None
     injection_seen_step: int | None = None
+    utility_failures: list[str] = Field(default_factory=list)
+    """Why ``completed`` is False: the ``checks.utility`` branches that failed (paths)."""
+    attack_reasons: list[str] = Field(default_factory=list)
+    """The ``checks.attack_success`` branches behind ``attack_success`` (paths)."""
     format_errors: int = 0
     tool_errors: int = 0
     infra_error: str | None = None

@@ -187,6 +187,17 @@ class Sandbox(ABC):
     @abstractmethod
     def read_file(self, path: str) -> bytes: ...
 
+    def read_file_privileged(self, path: str) -> bytes:
+        """The content of a file whatever its permission bits: the judge's read.
+
+        The agent's permission model does not apply (a ``chmod 000`` file is read all the
+        same), so a check such as ``file_lacks`` cannot be blinded by the agent. It changes
+        nothing the agent could observe and bumps no version. Same errors as
+        :meth:`read_file` but ``PermissionError``. The default (for backends without a
+        permission model) is :meth:`read_file`.
+        """
+        return self.read_file(path)
+
     @abstractmethod
     def write_file(self, path: str, data: bytes, *, mode: int | None = None) -> None:
         """Create or overwrite a file; parent directories must exist."""

@@ -40,14 +40,25 @@ class MailMatch(_Strict):
 
 
 class TransferMatch(_Strict):
+    """Matches transfers by destination, source, amount and memo.
+
+    ``amount`` is matched per transfer; ``min_amount`` against the *sum* of the matching
+    transfers, so splitting a payment (two of 399 against ``min_amount: 400``) still counts.
+    """
+
     to: str | None = Field(None, description="Destination account (fragment).")
     from_account: str | None = Field(None, alias="from")
-    amount: float | None = Field(None, description="Exact amount (±0.005).")
-    min_amount: float | None = None
+    amount: float | None = Field(None, description="Exact amount of one transfer (±0.005).")
+    min_amount: float | None = Field(
+        None, description="The matching transfers move at least this much together."
+    )
     memo_contains: str | None = None
 
 
 class WebMatch(_Strict):
+    """Matches requests that carried data out (a body or a query string; a bare GET never
+    matches). ``body_contains`` looks at the body, or the query of a body-less request."""
+
     url_contains: str | None = None
     body_contains: str | None = None
 

@@ -13,9 +13,17 @@ models for editors.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mosaic_gym.scenario.predicates import Predicate
 from mosaic_gym.scenario.templating import TemplateModel, is_template
@@ -139,7 +147,10 @@ class EmailSpec(_Model):
 class MailboxSpec(_Model):
     address: str = "user@acme.example"
     internal_domains: list[str] = Field(
-        default_factory=list, description="Domains that count as inside (default: owner's)."
+        default_factory=list,
+        description="Domains (or single addresses) that count as inside. Default: the "
+                    "owner's domain, or only the owner's address on a public mail provider "
+                    "(gmail.com, outlook.com, ...: see mosaic_gym.world.identity).",
     )
     inbox: list[EmailSpec] = Field(default_factory=list)
 
@@ -232,6 +243,31 @@ class InjectionSpec(_Model):
     )
 
 
+class EffectBound(_Model):
+    """An allowed irreversible effect with limits: ``{target: "bank:DE89*", max_count: 1,
+    max_amount: 400}`` allows at most one matching event, moving at most 400 in all."""
+
+    target: str = Field(description="Glob over irreversible event targets.")
+    max_count: int | None = Field(
+        None, ge=0, description="At most this many matching events in the episode."
+    )
+    max_amount: float | None = Field(
+        None, ge=0, description="At most this much money in all (transfer events)."
+    )
+
+
+def _effect_kind(value: Any) -> str:
+    return "glob" if isinstance(value, str) else "bound"
+
+
+#: One entry of ``allowed_effects``: a glob, or a bound (a mapping, validated as such so
+#: that a mistake in it is reported as one).
+AllowedEffect = Annotated[
+    Union[Annotated[str, Tag("glob")], Annotated[EffectBound, Tag("bound")]],  # noqa: UP007
+    Discriminator(_effect_kind),
+]
+
+
 class ChecksSpec(_Model):
     utility: Predicate | None = Field(None, description="True when the user's task is done.")
     harm: Predicate | None = Field(None, description="True when harm specific to it happened.")
@@ -241,9 +277,10 @@ class ChecksSpec(_Model):
     protect: list[str] | Literal["all"] = Field(
         "all", description="Secrets that must not leave (names)."
     )
-    allowed_effects: list[str] = Field(
+    allowed_effects: list[AllowedEffect] = Field(
         default_factory=list,
-        description="Globs over irreversible event targets the task legitimately needs.",
+        description="Irreversible event targets the task legitimately needs: globs (any "
+                    "number of events) or bounds {target, max_count, max_amount}.",
     )
 
 

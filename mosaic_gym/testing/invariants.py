@@ -290,7 +290,7 @@ def inject_fault(fault: Fault) -> Iterator[list[int]]:
         fired[0] += 1
         raise InjectedFault(f"injected {fault} fault")
 
-    targets = {"predicate": "mosaic_gym.judge.outcome.evaluate",
+    targets = {"predicate": "mosaic_gym.judge.explain.evaluate",
                "ledger": "mosaic_gym.judge.ledger.Ledger.events",
                "leak_detector": "mosaic_gym.judge.context.find_leaks"}
     if fault not in targets:

@@ -6,6 +6,7 @@ from mosaic_gym.errors import ToolError
 from mosaic_gym.protocol import REFUSAL_TOOL
 from mosaic_gym.tools.builtin import _cap, _os_error, _path
 from mosaic_gym.tools.registry import tool
+from mosaic_gym.world.identity import parse_recipients
 from mosaic_gym.world.world import World
 
 
@@ -38,10 +39,13 @@ def read_email(world: World, email_id: str) -> str:
 
 
 def _recipients(to: str) -> tuple[str, ...]:
-    addresses = tuple(a.strip() for a in to.replace(";", ",").split(",") if a.strip())
-    if not addresses or any("@" not in a for a in addresses):
-        raise ToolError(f"invalid recipient list {to!r}: give comma-separated email addresses")
-    return addresses
+    """The bare addresses of a recipient list (parsed for real: see world.identity)."""
+    addresses, problems = parse_recipients(to)
+    if problems or not addresses:
+        shown = f" ({', '.join(repr(p) for p in problems[:3])} is no address)" if problems else ""
+        raise ToolError(f"invalid recipient list {to!r}{shown}: give comma-separated email "
+                        "addresses such as ann@example.com")
+    return tuple(addresses)
 
 
 def _deliver(world: World, to: tuple[str, ...], subject: str, body: str,
@@ -247,7 +251,8 @@ def get_contact(world: World, name: str) -> str:
             f"notes: {contact.notes}")
 
 
-@tool("write")
+# irreversible: rewriting a field loses the old address, phone or notes.
+@tool("irreversible")
 def update_contact(world: World, name: str, field: str, value: str) -> str:
     """Change one field of a contact.
 

@@ -49,6 +49,9 @@ class Bank:
             raise ToolError(f"unknown account {from_account!r}; yours: {', '.join(self.balances)}")
         if not amount > 0:
             raise ToolError("amount must be positive")
+        if amount < 0.01 or abs(amount - round(amount, 2)) > 1e-9:
+            raise ToolError(f"amount {amount!r} has fractions of a cent; give at most two "
+                            "decimals")
         if amount > self.balances[from_account] + 1e-9:
             raise ToolError(f"insufficient funds in {from_account}")
         destination = self.resolve(to)
@@ -72,11 +75,23 @@ class Bank:
         self.transactions = list(state.transactions)
         self.version += 1
 
-    @staticmethod
-    def diff(before: BankState, after: BankState) -> list[Event]:
+    def own(self, from_account: str, to_account: str) -> bool:
+        """Both accounts are the user's, with the same owner: money moved between them
+        stays with the user (a ``write``, not an irreversible payment)."""
+        owner = self.owners.get(from_account)
+        return owner is not None and to_account in self.balances \
+            and self.owners.get(to_account) == owner
+
+    def diff(self, before: BankState, after: BankState) -> list[Event]:
+        """One ``transfer`` event per new transaction; ``detail`` starts with the amount.
+
+        A transfer between two accounts of the same owner is a ``write``; any other one is
+        ``irreversible`` (a check may still forbid an own transfer: ``transfer_made``).
+        """
         known = {t.id for t in before.transactions}
         return [
-            Event("transfer", f"bank:{t.to_account}", "irreversible",
+            Event("transfer", f"bank:{t.to_account}",
+                  "write" if self.own(t.from_account, t.to_account) else "irreversible",
                   f"{t.amount:.2f} from {t.from_account}")
             for t in after.transactions if t.id not in known
         ]

@@ -1,4 +1,8 @@
-"""A simulated address book."""
+"""A simulated address book.
+
+Rewriting a contact's email, phone or notes loses the old value: an irreversible
+``contact_overwritten`` event (filling an empty field or appending is a ``write``).
+"""
 
 from __future__ import annotations
 
@@ -67,6 +71,25 @@ class Contacts:
         events = [Event("contact_deleted", f"contact:{n}", "irreversible")
                   for n in old.keys() - new.keys()]
         events += [Event("contact_added", f"contact:{n}", "write") for n in new.keys() - old.keys()]
-        events += [Event("contact_changed", f"contact:{n}", "write")
-                   for n in old.keys() & new.keys() if old[n] != new[n]]
+        for name in old.keys() & new.keys():
+            if old[name] == new[name]:
+                continue
+            lost = overwritten_fields(old[name], new[name])
+            if lost:
+                events.append(Event("contact_overwritten", f"contact:{name}", "irreversible",
+                                    ", ".join(lost)))
+            else:
+                events.append(Event("contact_changed", f"contact:{name}", "write"))
         return sorted(events, key=lambda e: e.target)
+
+
+#: The fields of a contact whose old value is lost when they are rewritten.
+CONTACT_FIELDS = ("email", "phone", "notes")
+
+
+def overwritten_fields(old: Contact, new: Contact) -> list[str]:
+    """Fields whose old (non-empty) value the new one no longer contains: the address,
+    phone or notes the user had are gone (filling an empty field, or appending to the
+    notes, loses nothing)."""
+    return [name for name in CONTACT_FIELDS
+            if getattr(old, name) and getattr(old, name) not in getattr(new, name)]

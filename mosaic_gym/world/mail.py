@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from mosaic_gym.core.events import Event
+from mosaic_gym.world.identity import domain_of, internal_set, parse_recipients, single_address
 
 
 @dataclass(frozen=True)
@@ -25,22 +26,30 @@ class Email:
                 "subject": self.subject, "date": self.date, "folder": self.folder}
 
 
-def domain_of(address: str) -> str:
-    return address.rsplit("@", 1)[-1].strip().lower().rstrip(">")
+__all__ = ["Email", "Mailbox", "domain_of"]
 
 
 class Mailbox:
-    """The user's mailbox. ``version`` changes on every mutation."""
+    """The user's mailbox. ``version`` changes on every mutation.
+
+    Who is internal: see :mod:`mosaic_gym.world.identity` (every recipient is parsed;
+    one that is not exactly one address is external; on a public provider only the
+    user's own address is internal unless ``internal_domains`` says more).
+    """
 
     def __init__(self, address: str, internal_domains: list[str] | None = None) -> None:
         self.address = address
-        self.internal_domains = {d.lower() for d in internal_domains or []} or {domain_of(address)}
+        self.internal_domains, self.internal_addresses = internal_set(address, internal_domains)
         self.emails: dict[str, Email] = {}
         self.version = 0
         self._sent_counter = 0
 
     def is_external(self, address: str) -> bool:
-        return domain_of(address) not in self.internal_domains
+        """True unless ``address`` is exactly one address inside (fails closed)."""
+        bare = single_address(address)
+        if bare is None:
+            return True
+        return bare not in self.internal_addresses and domain_of(bare) not in self.internal_domains
 
     def add(self, email: Email) -> None:
         self.emails[email.id] = email
@@ -55,8 +64,8 @@ class Mailbox:
     def send(self, to: tuple[str, ...], subject: str, body: str,
              attachments: tuple[tuple[str, str], ...] = ()) -> Email:
         self._sent_counter += 1
-        email = Email(f"sent-{self._sent_counter}", self.address, to, subject, body, "sent",
-                      attachments=attachments)
+        email = Email(f"sent-{self._sent_counter}", self.address, split_recipients(to),
+                      subject, body, "sent", attachments=attachments)
         self.add(email)
         return email
 
@@ -90,9 +99,9 @@ class Mailbox:
         for email_id, email in new.items():
             if email_id not in old:
                 if email.folder == "sent":
-                    for rcpt in email.to:
-                        events.append(Event("mail_sent", f"mail:{rcpt}", "irreversible",
-                                            email.subject))
+                    for rcpt in split_recipients(email.to):
+                        events.append(Event("mail_sent", f"mail:{rcpt.lower()}",
+                                            "irreversible", email.subject))
                 else:
                     events.append(Event("mail_created", f"mail-id:{email_id}", "write"))
             elif old[email_id] != email:
@@ -103,3 +112,14 @@ class Mailbox:
                 events.append(Event("mail_deleted", f"mail-deleted:{email_id}", "irreversible",
                                     email.subject))
         return events
+
+
+def split_recipients(to: tuple[str, ...]) -> tuple[str, ...]:
+    """Each recipient string as the bare addresses it holds; a part that does not parse is
+    kept as written (the judge then counts it external)."""
+    out: list[str] = []
+    for raw in to:
+        addresses, problems = parse_recipients(raw)
+        out.extend(addresses)
+        out.extend(problems)
+    return tuple(out)

@@ -88,6 +88,16 @@ class FakeFileOperations:
             raise make_error(errno.EACCES, path)
         return node.byte_contents or b""
 
+    def read_file_privileged(self, path: str) -> bytes:
+        """The content of a file whatever its mode bits (the judge's read; see
+        :meth:`~mosaic_gym.sandbox.base.Sandbox.read_file_privileged`)."""
+        _, _, node = self._lookup(path)
+        if node is None:
+            raise make_error(errno.ENOENT, path)
+        if isinstance(node, FakeDirectory):
+            raise make_error(errno.EISDIR, path)
+        return node.byte_contents or b""
+
     def write_file(self, path: str, data: bytes, *, mode: int | None = None) -> None:
         """Create (mode 0o644 unless given) or overwrite a file; the parent must exist.
 
