@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from mosaic_gym.sandbox.base import HOME
+from mosaic_gym.sandbox.fake.shell.arith import evaluate
 from mosaic_gym.sandbox.fake.shell.limits import (
     CHAR_COST_S,
     MAX_EXPANSION_CHARS,
@@ -75,6 +76,10 @@ def expand_word(shell: Shell, word: Word) -> list[str]:
             new_field()
 
     for index, segment in enumerate(word.segments):
+        if segment.kind == "arith":
+            value = str(evaluate(shell, expand_text(shell, segment.text)))
+            fields[-1].append((value, False))
+            continue
         if segment.kind in ("cmd", "dqcmd"):
             value = substitute(shell, segment.text)
             produced += len(value)
@@ -125,6 +130,7 @@ def expand_plain(shell: Shell, word: Word) -> str:
     return "".join(
         segment.text if segment.kind == "lit"
         else substitute(shell, segment.text) if segment.kind in ("cmd", "dqcmd")
+        else str(evaluate(shell, expand_text(shell, segment.text))) if segment.kind == "arith"
         else expand_text(shell, segment.text)
         for segment in word.segments
     )

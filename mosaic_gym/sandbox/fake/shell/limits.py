@@ -48,6 +48,13 @@ MAX_EXPANSION_DEPTH = 32
 #: How deeply commands that run commands (env, timeout, nohup, xargs, find -exec,
 #: command) may nest.
 MAX_COMMAND_NESTING = 64
+#: Loop iterations (``for``, ``while``, ``until``) one command line may run in all.
+MAX_LOOP_ITERATIONS = 100_000
+#: Bytes an archive or compressed stream may expand to (tar -x, gzip -d, zcat).
+MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
+#: Characters a sed pattern or hold space may hold, and commands one sed may execute.
+MAX_SED_SPACE = 16 * 1024 * 1024
+MAX_SED_STEPS = 2_000_000
 #: Members of one ``tr`` set after ranges and classes are expanded.
 MAX_TR_SET = 4096
 #: Entries (files and directories) the fake tree may hold.

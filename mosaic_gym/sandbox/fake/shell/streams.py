@@ -30,6 +30,15 @@ class ShellLimit(Exception):
     """A stream grew past :data:`MAX_STREAM_BYTES`; the whole command line stops."""
 
 
+class ShellBreak(Exception):
+    """``break N`` (``continue`` when ``resume``): unwinds N enclosing loops."""
+
+    def __init__(self, levels: int, *, resume: bool = False) -> None:
+        super().__init__(levels)
+        self.levels = levels
+        self.resume = resume
+
+
 class ShellExit(Exception):
     """``exit N`` (stops the innermost shell)."""
 
@@ -52,6 +61,8 @@ class Budget:
     def __init__(self, timeout: float) -> None:
         self.clock = 0.0
         self.deadline = max(0.0, float(timeout))
+        #: Loop iterations run so far by this command line (all nested shells).
+        self.iterations = 0
 
     def charge(self, seconds: float) -> None:
         """Advance the clock; raise ShellTimeout once it passes the deadline."""
@@ -60,16 +71,40 @@ class Budget:
             raise ShellTimeout(self.deadline)
 
 
+class Input:
+    """Standard input shared by the commands of a compound command, so that ``read``
+    in ``while read line; do ...; done < file`` consumes it line by line. Only ``read``
+    advances it; other commands see what is left without consuming it."""
+
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def rest(self) -> bytes:
+        return self.data[self.pos :] if self.pos else self.data
+
+
 class StreamIO:
-    """One command's standard streams: ``stdin`` bytes in, ``out``/``err`` buffers out."""
+    """One command's standard streams: ``stdin`` bytes in, ``out``/``err`` buffers out;
+    ``cursor`` is the shared input of an enclosing compound command, if any."""
 
-    __slots__ = ("budget", "stdin", "out", "err")
+    __slots__ = ("budget", "stdin", "out", "err", "cursor")
 
-    def __init__(self, budget: Budget, stdin: bytes, out: bytearray, err: bytearray) -> None:
+    def __init__(
+        self,
+        budget: Budget,
+        stdin: bytes,
+        out: bytearray,
+        err: bytearray,
+        cursor: Input | None = None,
+    ) -> None:
         self.budget = budget
         self.stdin = stdin
         self.out = out
         self.err = err
+        self.cursor = cursor
 
     def write(self, data: bytes | str) -> None:
         """Append to stdout (str is UTF-8 encoded), charging the budget."""
