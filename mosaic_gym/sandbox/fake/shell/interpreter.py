@@ -76,6 +76,7 @@ from mosaic_gym.sandbox.fake.shell.syntax import (
 )
 
 _T = TypeVar("_T")
+_A = TypeVar("_A")
 
 if TYPE_CHECKING:
     from mosaic_gym.sandbox.fake import FakeSandbox
@@ -214,7 +215,7 @@ class Shell:
             out = io.out if index == last else bytearray()
             child = StreamIO(self.budget, data, out, io.err, io.cursor if index == 0 else None)
             if last:
-                statuses.append(self.isolated(lambda: self.run_node(command, child)))
+                statuses.append(self.isolated(self.run_node, command, child))
             else:
                 statuses.append(self.run_node(command, child))
             data = bytes(out)
@@ -277,7 +278,7 @@ class Shell:
         if isinstance(node, Group):
             return self.run_list(node.body, io)
         if isinstance(node, Subshell):
-            return self.isolated(lambda: self._subshell(node.body, io))
+            return self.isolated(self._subshell, node.body, io)
         if isinstance(node, If):
             for condition, body in node.clauses:
                 if self.run_condition(condition, io) == 0:
@@ -297,12 +298,12 @@ class Shell:
         except ShellExit as exc:
             return exc.code
 
-    def isolated(self, action: Callable[[], int]) -> int:
-        """Run ``action`` as in a subshell: variables, cwd and options come back after."""
+    def isolated(self, action: Callable[[_A, StreamIO], int], node: _A, io: StreamIO) -> int:
+        """``action(node, io)`` as in a subshell: variables, cwd and options come back."""
         env, cwd, loops = dict(self.env), self.cwd, self.loops
         options = (self.errexit, self.pipefail)
         try:
-            return action()
+            return action(node, io)
         finally:
             self.env, self.cwd, self.loops = env, cwd, loops
             self.errexit, self.pipefail = options
