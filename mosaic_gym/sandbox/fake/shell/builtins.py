@@ -295,16 +295,20 @@ def builtin_read(shell: Shell, argv: list[str], io: StreamIO) -> int:
 
 
 def _split_ifs(text: str, ifs: str, count: int) -> list[str]:
-    """Split ``text`` into at most ``count`` fields on IFS whitespace (the last keeps
-    the rest, trimmed), as ``read`` does."""
-    spaces = "".join(c for c in ifs if c in " \t\n") or None
-    others = "".join(c for c in ifs if c not in " \t\n")
+    """Split ``text`` into at most ``count`` fields on IFS (the last keeps the rest,
+    trimmed of IFS whitespace), as ``read`` does."""
     if not ifs:
         return [text]
-    text = text.strip(spaces) if spaces else text
-    pattern = "[" + re.escape(spaces or "") + "]*[" + re.escape(others) + "][" + re.escape(
-        spaces or "") + "]*|[" + re.escape(spaces or "") + "]+" if others else "[" + re.escape(
-        spaces or "") + "]+"
+    spaces = "".join(c for c in ifs if c in " \t\n")
+    others = "".join(c for c in ifs if c not in " \t\n")
+    white = f"[{re.escape(spaces)}]" if spaces else ""
+    if others:
+        around = f"{white}*" if white else ""
+        pattern = f"{around}[{re.escape(others)}]{around}" + (f"|{white}+" if white else "")
+    else:
+        pattern = f"{white}+"
+    if spaces:
+        text = text.strip(spaces)
     return re.split(pattern, text, maxsplit=count - 1) if text else []
 
 
