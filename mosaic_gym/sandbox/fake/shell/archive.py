@@ -14,8 +14,8 @@ every byte moved is charged to the virtual clock.
 
 ``tar``: ``c``/``x``/``t`` with ``-f FILE`` (``-`` for stdin/stdout), ``-z``, ``-v``,
 ``-C DIR``, ``-O``, ``-k``, ``--strip-components N``, ``--exclude PATTERN``; the old
-dash-less form (``tar czf a.tgz dir``) too. Compression is detected on reading. Exit
-statuses are busybox's (the docker image's tar): 1 for any failure.
+dash-less form (``tar czf a.tgz dir``) too. As in busybox (the docker image's tar), a
+compressed archive needs ``-z`` (or ``-a``) to be read, and any failure exits 1.
 Leading ``/`` is stripped from member names and members with ``..`` are skipped, as GNU
 tar does. ``gzip``: ``-c``, ``-d``, ``-k``, ``-f``, ``-1``..``-9``; ``gunzip`` is
 ``gzip -d``, ``zcat`` is ``gzip -dc``.
@@ -333,6 +333,10 @@ def _read(
         data = shell.read_path(archive or "-", io.stdin)
     except OSError as exc:
         io.error(f"tar: {archive}: Cannot open: {describe(exc)}")
+        return 1
+    if data.startswith(GZIP_MAGIC) and not ({"z", "a"} & flags):
+        # busybox tar (the docker image's) does not guess: without -z it fails.
+        io.error("tar: short read (gzip-compressed archive: use -z)")
         return 1
     if data.startswith(GZIP_MAGIC):
         try:
