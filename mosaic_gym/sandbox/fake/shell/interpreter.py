@@ -213,7 +213,8 @@ class Shell:
         last = len(pipeline.commands) - 1
         for index, command in enumerate(pipeline.commands):
             out = io.out if index == last else bytearray()
-            child = StreamIO(self.budget, data, out, io.err, io.cursor if index == 0 else None)
+            child = StreamIO(self.budget, data, out, io.err, io.cursor if index == 0 else None,
+                             io.cap if index == last else 0)
             if last:
                 statuses.append(self.isolated(self.run_node, command, child))
             else:
@@ -234,7 +235,7 @@ class Shell:
         self.budget.charge(COMMAND_COST_S)
         if not node.redirects:
             if io.cursor is None and io.stdin:
-                io = StreamIO(self.budget, io.stdin, io.out, io.err, Input(io.stdin))
+                io = StreamIO(self.budget, io.stdin, io.out, io.err, Input(io.stdin), io.cap)
             self.status = self.run_compound(node, io)
             return self.status
         targets: dict[int, Target] = {1: ("buffer", io.out), 2: ("buffer", io.err)}
@@ -258,7 +259,8 @@ class Shell:
         cursor = io.cursor if stdin is start and io.cursor is not None else Input(stdin)
         out, err = bytearray(), bytearray()
         try:
-            status = self.run_compound(node, StreamIO(self.budget, stdin, out, err, cursor))
+            cap = io.cap if targets[1][1] is io.out else 0
+            status = self.run_compound(node, StreamIO(self.budget, stdin, out, err, cursor, cap))
         finally:
             failure = self.deliver(targets[1], out)
             if failure:
@@ -434,7 +436,8 @@ class Shell:
         if stdin is not start:
             cursor = None
         try:
-            status = self.dispatch(argv, StreamIO(self.budget, stdin, out, err, cursor))
+            cap = io.cap if targets[1][1] is io.out else 0
+            status = self.dispatch(argv, StreamIO(self.budget, stdin, out, err, cursor, cap))
         finally:
             for name, old in saved.items():
                 if old is None:

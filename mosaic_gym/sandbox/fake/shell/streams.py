@@ -88,9 +88,10 @@ class Input:
 
 class StreamIO:
     """One command's standard streams: ``stdin`` bytes in, ``out``/``err`` buffers out;
-    ``cursor`` is the shared input of an enclosing compound command, if any."""
+    ``cursor`` is the shared input of an enclosing compound command, if any, and ``cap``
+    the most bytes ``out`` may hold (lower inside a command substitution)."""
 
-    __slots__ = ("budget", "stdin", "out", "err", "cursor")
+    __slots__ = ("budget", "stdin", "out", "err", "cursor", "cap")
 
     def __init__(
         self,
@@ -99,18 +100,23 @@ class StreamIO:
         out: bytearray,
         err: bytearray,
         cursor: Input | None = None,
+        cap: int = 0,
     ) -> None:
         self.budget = budget
         self.stdin = stdin
         self.out = out
         self.err = err
         self.cursor = cursor
+        self.cap = cap or MAX_STREAM_BYTES
 
     def write(self, data: bytes | str) -> None:
         """Append to stdout (str is UTF-8 encoded), charging the budget."""
         raw = encode(data) if isinstance(data, str) else data
         self.budget.charge(len(raw) * BYTE_COST_S)
-        if len(self.out) + len(raw) > MAX_STREAM_BYTES:
+        if len(self.out) + len(raw) > self.cap:
+            if self.cap < MAX_STREAM_BYTES:
+                raise ShellLimit(f"[resource limit: command substitution output exceeds "
+                                 f"{self.cap} bytes]")
             raise ShellLimit(f"output exceeds {MAX_STREAM_BYTES} bytes")
         self.out += raw
 
