@@ -345,7 +345,8 @@ def _read(
             io.error("tar: invalid gzip data")
             return 1
     try:
-        reader = tarfile.open(fileobj=iolib.BytesIO(data), mode="r:")
+        # In memory: nothing to close, and members are read after the loop starts.
+        reader = tarfile.open(fileobj=iolib.BytesIO(data), mode="r:")  # noqa: SIM115
         members = reader.getmembers()
     except (tarfile.TarError, EOFError, ValueError):
         if not data:
