@@ -151,12 +151,16 @@ SHELL_CONSTRUCTS += [
     "mkdir dd; chmod 700 dd; stat -c '%n %a %A %F' dd",
     "cp /dev/null notes.txt; wc -c < notes.txt; stat -c %s notes.txt",
     "cp notes.txt /dev/null && echo discarded",
+    'f() { echo "hi $1 $#"; }; f a b',
+    "g() { local x=2; echo $x; return 3; }; x=1; g; echo $? $x",
+    'f() { printf "[%s]" "$@"; echo; }; f "a b" c; f',
+    "f() { shift; echo $*; }; f 1 2 3; set -- x y; echo $1 $#",
 ]
 #: What the fake shell still refuses while docker runs it: each must be a clear
 #: "unsupported" error on the fake backend (listed so that the gap stays visible).
 NOT_YET_IN_THE_FAKE = [
-    "f() { echo hi; }; f",
     "[[ -n x ]] && echo double-brackets",
+    "function f { echo hi; }; f",
 ]
 #: Archive contents differ byte for byte (header times, compressor); their presence and
 #: kind of change are compared, not their hashes.

@@ -64,6 +64,18 @@ CASES = [
     ("echo $((x = 5)) $x $((x += 2)) $((1 < 2 ? 10 : 20)) $((!0))", "5 5 7 10 1\n"),
     ("i=3; echo $((i * i)) \"$((i+1))\" $(($i - 1))", "9 4 2\n"),
     ("echo $((9223372036854775807 + 1))", "-9223372036854775808\n"),
+    # functions and positional parameters
+    ('f() { echo "hi $1 $#"; }; f a b', "hi a 2\n"),
+    ("g() { local x=2; echo $x; return 3; }; x=1; g; echo $? $x", "2\n3 1\n"),
+    ('f() { for a; do echo "<$a>"; done; }; f "a b" c', "<a b>\n<c>\n"),
+    ('f() { printf "[%s]" "$@"; echo; }; f "a b" c; f', "[a b][c]\n[]\n"),
+    ("f() { shift; echo $*; }; f 1 2 3", "2 3\n"),
+    ("set -- x y; echo $1 $#", "x 2\n"),
+    ("f()\n{\n  echo multi\n}\nf", "multi\n"),
+    ("f() ( cd /tmp; pwd ); f; pwd", "/tmp\n/home/user\n"),
+    ("f() { echo $1; } > o; f z; cat o", "z\n"),
+    ("count() { echo $#; }; count $(echo a b c)", "3\n"),
+    ("(g() { echo in; }; g); g 2>/dev/null || echo gone", "in\ngone\n"),
     # set -e applies inside compound commands
     ("set -e; for i in 1; do false; echo no; done; echo no2", ""),
     ("set -e; if false; then :; fi; while false; do :; done; echo yes", "yes\n"),
@@ -88,6 +100,10 @@ def test_construct(command: str, expected: str) -> None:
         ("echo $((2 ** -1))", "exponent less than 0"),
         ("break x", "Illegal number"),
         ("read 1bad < /dev/null", "not a valid identifier"),
+        ("local x", "not in a function"),
+        ("f() { shift 3; }; f a", "can't shift that many"),
+        ("f() { f; }; f", "functions nested more than"),
+        ("f() echo x", "syntax error"),
     ],
 )
 def test_bad_usage_is_a_shell_error(command: str, message: str) -> None:

@@ -28,10 +28,9 @@ import fnmatch
 import io as iolib
 import posixpath
 import stat
-import tarfile
 import time
 import zlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mosaic_gym.sandbox.fake.shell.limits import MAX_DECOMPRESSED_BYTES, limit
 from mosaic_gym.sandbox.fake.shell.printing import FIXED_NOW
@@ -45,7 +44,16 @@ from mosaic_gym.sandbox.fake.shell.streams import (
 )
 
 if TYPE_CHECKING:
+    import tarfile
+
     from mosaic_gym.sandbox.fake.shell.interpreter import Shell
+
+
+def _tarfile() -> Any:
+    """:mod:`tarfile`, imported on first use (it costs import time nobody else pays)."""
+    import tarfile
+
+    return tarfile
 
 GZIP_MAGIC = b"\x1f\x8b"
 #: Modification time written into archives (the fake tree keeps none): the fixed "now".
@@ -263,6 +271,7 @@ def _create(
     if not operands:
         io.error("tar: Cowardly refusing to create an empty archive")
         return 1
+    tarfile = _tarfile()
     buffer = iolib.BytesIO()
     status = 0
     total = 0
@@ -329,6 +338,7 @@ def _read(
     shell: Shell, io: StreamIO, archive: str | None, base: str, operands: list[str],
     mode: str, flags: set[str], strip: int, excludes: list[str],
 ) -> int:
+    tarfile = _tarfile()
     try:
         data = shell.read_path(archive or "-", io.stdin)
     except OSError as exc:

@@ -12,6 +12,7 @@ from mosaic_gym.sandbox.fake.shell.streams import (
     CommandFn,
     ShellBreak,
     ShellExit,
+    ShellReturn,
     ShellTimeout,
     StreamIO,
     UsageError,
@@ -119,6 +120,9 @@ def builtin_set(shell: Shell, argv: list[str], io: StreamIO) -> int:
         for name in sorted(shell.env):
             io.write(f"{name}={shlex.quote(shell.env[name])}\n")
         return 0
+    if "--" in argv[1:]:
+        shell.args = argv[argv.index("--") + 1 :]
+        argv = argv[: argv.index("--")]
     args = iter(argv[1:])
     for arg in args:
         on = arg.startswith("-")
@@ -242,6 +246,49 @@ def builtin_xargs(shell: Shell, argv: list[str], io: StreamIO) -> int:
     return status
 
 
+def builtin_return(shell: Shell, argv: list[str], io: StreamIO) -> int:
+    """``return [N]``: end the running function (outside one, like ``exit`` in a script
+    run by ``sh``; here: an error, as dash says)."""
+    if len(argv) > 1 and not re.fullmatch(r"-?\d{1,12}", argv[1]):
+        io.error(f"sh: return: Illegal number: {argv[1]}")
+        return 2
+    code = int(argv[1]) & 0xFF if len(argv) > 1 else shell.status
+    if not shell.frames:
+        raise ShellExit(code)
+    raise ShellReturn(code)
+
+
+def builtin_shift(shell: Shell, argv: list[str], io: StreamIO) -> int:
+    count = 1
+    if len(argv) > 1:
+        if not re.fullmatch(r"\d{1,6}", argv[1]):
+            io.error(f"sh: shift: Illegal number: {argv[1]}")
+            return 2
+        count = int(argv[1])
+    if count > len(shell.args):
+        io.error("sh: shift: can't shift that many")
+        return 2
+    shell.args = shell.args[count:]
+    return 0
+
+
+def builtin_local(shell: Shell, argv: list[str], io: StreamIO) -> int:
+    """``local NAME[=VALUE]...``: variables restored when the function returns."""
+    if not shell.frames:
+        io.error("sh: local: not in a function")
+        return 2
+    frame = shell.frames[-1]
+    for arg in argv[1:]:
+        name, has_value, value = arg.partition("=")
+        if not _NAME.match(name):
+            io.error(f"sh: local: '{arg}': not a valid identifier")
+            return 2
+        frame.setdefault(name, shell.env.get(name))
+        if has_value:
+            shell.env[name] = value
+    return 0
+
+
 def builtin_break(shell: Shell, argv: list[str], io: StreamIO) -> int:
     """``break [N]`` / ``continue [N]``; outside a loop they do nothing (as dash)."""
     levels = 1
@@ -334,6 +381,9 @@ BUILTINS: dict[str, CommandFn] = {
     "nohup": lambda shell, argv, io: shell.run_argv(argv[1:], io) if argv[1:] else 125,
     "env": builtin_env,
     "xargs": builtin_xargs,
+    "return": builtin_return,
+    "shift": builtin_shift,
+    "local": builtin_local,
     "break": builtin_break,
     "continue": builtin_break,
     "read": builtin_read,

@@ -32,8 +32,8 @@ _VARIABLE = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*)|([0-9?$#@*!-]
 _BRACED = re.compile(r"(#?)([A-Za-z_][A-Za-z0-9_]*|[0-9?$#@*!-])(?:(:?[-=+?])(.*))?", re.DOTALL)
 _UNBRACED = re.compile(r"\$(?:(?!)(x)|([A-Za-z_][A-Za-z0-9_]*)|([0-9?$#@*!-]))")  # group 1: never
 _MAGIC = re.compile(r"[*?\[]")
-#: What ``$$``, ``$0``, ``$#`` and ``$-`` expand to (there are no positional parameters).
-_SPECIALS = {"$": "4242", "0": "sh", "#": "0", "-": ""}
+#: What ``$$``, ``$0`` and ``$-`` expand to.
+_SPECIALS = {"$": "4242", "0": "sh", "-": ""}
 
 
 def _references(text: str) -> Iterator[re.Match[str]]:
@@ -89,6 +89,15 @@ def expand_word(shell: Shell, word: Word) -> list[str]:
                 quoted[-1] = True
             else:
                 add_split(value)
+            continue
+        if segment.kind == "dq" and segment.text == "$@":  # "$@": one field per parameter
+            for number, value in enumerate(shell.args):
+                if number:
+                    new_field()
+                fields[-1].append((value, False))
+                quoted[-1] = True
+            if not shell.args and fields[-1] == [] and len(word.segments) == 1:
+                quoted[-1] = False  # "$@" with no parameters is no field at all
             continue
         if segment.kind != "bare":
             text = expand_text(shell, segment.text) if segment.kind == "dq" else segment.text
@@ -205,7 +214,16 @@ def lookup(shell: Shell, name: str) -> str:
     """The value of one parameter; unset ones are empty."""
     if name == "?":
         return str(shell.status)
-    return _SPECIALS.get(name) or shell.env.get(name, "")
+    if name in _SPECIALS:
+        return _SPECIALS[name]
+    if name.isdigit():
+        index = int(name)
+        return shell.args[index - 1] if 0 < index <= len(shell.args) else ""
+    if name == "#":
+        return str(len(shell.args))
+    if name in ("@", "*"):
+        return " ".join(shell.args)
+    return shell.env.get(name, "")
 
 
 def glob(shell: Shell, pattern: str) -> list[str]:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, TypeVar
 from mosaic_gym.sandbox.base import HOME, ExecResult
 from mosaic_gym.sandbox.fake.shell.expand import expand_plain, expand_text, expand_word
 from mosaic_gym.sandbox.fake.shell.limits import (
+    MAX_FUNCTION_DEPTH,
     MAX_LOOP_ITERATIONS,
     MAX_VARIABLE_CHARS,
     check_argv,
@@ -48,6 +49,7 @@ from mosaic_gym.sandbox.fake.shell.streams import (
     ShellBreak,
     ShellExit,
     ShellLimit,
+    ShellReturn,
     ShellTimeout,
     StreamIO,
     UsageError,
@@ -59,6 +61,7 @@ from mosaic_gym.sandbox.fake.shell.syntax import (
     Case,
     Command,
     For,
+    FunctionDef,
     Group,
     HereDoc,
     If,
@@ -134,6 +137,11 @@ class Shell:
         self.loops = 0
         #: Conditions being evaluated (``if``/``while`` tests): ``set -e`` ignores them.
         self.conditions = 0
+        #: Shell functions by name, the positional parameters, and the ``local``
+        #: variables of each running call (name -> value before the call, None: unset).
+        self.functions: dict[str, FunctionDef] = dict(parent.functions) if parent else {}
+        self.args: list[str] = list(parent.args) if parent else []
+        self.frames: list[dict[str, str | None]] = []
 
     # -- entry points ----------------------------------------------------
     def run(self, command: str) -> ExecResult:
@@ -277,6 +285,9 @@ class Shell:
             return 1
 
     def _compound(self, node: Node, io: StreamIO) -> int:
+        if isinstance(node, FunctionDef):
+            self.functions[node.name] = node
+            return 0
         if isinstance(node, Group):
             return self.run_list(node.body, io)
         if isinstance(node, Subshell):
@@ -304,11 +315,13 @@ class Shell:
         """``action(node, io)`` as in a subshell: variables, cwd and options come back."""
         env, cwd, loops = dict(self.env), self.cwd, self.loops
         options = (self.errexit, self.pipefail)
+        functions, args = dict(self.functions), self.args
         try:
             return action(node, io)
         finally:
             self.env, self.cwd, self.loops = env, cwd, loops
             self.errexit, self.pipefail = options
+            self.functions, self.args = functions, args
 
     def run_condition(self, condition: Script, io: StreamIO) -> int:
         self.conditions += 1
@@ -363,6 +376,8 @@ class Shell:
     def run_for(self, node: For, io: StreamIO) -> int:
         values: list[str] = []
         size = 0
+        if node.words is None:
+            values = list(self.args)
         for word in node.words or []:
             fields = expand_word(self, word)
             values.extend(fields)
@@ -454,6 +469,9 @@ class Shell:
     def dispatch(self, argv: list[str], io: StreamIO) -> int:
         """Run a builtin or command by name; unknown names give 127."""
         name = argv[0]
+        defined = self.functions.get(name) if self.functions else None
+        if defined is not None:
+            return self.call(defined, argv, io)
         function: CommandFn | None = resolve_command(self, name)
         if function is None:
             return unsupported(self, argv, io)
@@ -465,6 +483,25 @@ class Shell:
         except OSError as exc:
             io.error(f"{posixpath.basename(name)}: {exc.filename}: {describe(exc)}")
             return 1
+
+    def call(self, function: FunctionDef, argv: list[str], io: StreamIO) -> int:
+        """Run a shell function with ``argv[1:]`` as its positional parameters."""
+        if len(self.frames) >= MAX_FUNCTION_DEPTH:
+            raise limit(f"functions nested more than {MAX_FUNCTION_DEPTH} deep")
+        saved_args, loops = self.args, self.loops
+        self.args, self.loops = argv[1:], 0
+        self.frames.append({})
+        try:
+            return self.run_node(function.body, io)
+        except ShellReturn as exc:
+            return exc.code
+        finally:
+            for variable, old in self.frames.pop().items():
+                if old is None:
+                    self.env.pop(variable, None)
+                else:
+                    self.env[variable] = old
+            self.args, self.loops = saved_args, loops
 
     # -- redirection -----------------------------------------------------
     def redirect(self, redirect: Redirect, targets: dict[int, Target], stdin: bytes) -> bytes:

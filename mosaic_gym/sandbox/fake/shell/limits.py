@@ -48,6 +48,8 @@ MAX_EXPANSION_DEPTH = 32
 #: How deeply commands that run commands (env, timeout, nohup, xargs, find -exec,
 #: command) may nest.
 MAX_COMMAND_NESTING = 64
+#: How deeply shell functions may call each other (recursion included).
+MAX_FUNCTION_DEPTH = 24
 #: Loop iterations (``for``, ``while``, ``until``) one command line may run in all.
 MAX_LOOP_ITERATIONS = 100_000
 #: Bytes an archive or compressed stream may expand to (tar -x, gzip -d, zcat).

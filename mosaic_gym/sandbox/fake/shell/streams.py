@@ -39,6 +39,14 @@ class ShellBreak(Exception):
         self.resume = resume
 
 
+class ShellReturn(Exception):
+    """``return N`` (ends the innermost function call)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 class ShellExit(Exception):
     """``exit N`` (stops the innermost shell)."""
 

@@ -19,8 +19,10 @@ Grammar (a subset of POSIX sh)::
     case      := 'case' word 'in' (['('] word ('|' word)* ')' list ';;')* 'esac'
     redirect  := [fd] ('<' | '>' | '>>' | '>|' | '<&' | '>&' | '&>' | '&>>' | '<<' | '<<-') word
 
+    function  := NAME '(' ')' NEWLINE* compound redirect*
+
 Words carry ``$(...)``/backquote substitutions and ``$((...))`` arithmetic as their own
-segments. Function definitions, ``select``, ``[[``, ``((`` and ``coproc`` raise
+segments. The ``function`` keyword, ``select``, ``[[``, ``time`` and ``coproc`` raise
 :class:`ShellUnsupported` before anything runs. Compound commands may nest at most
 :data:`MAX_SYNTAX_DEPTH` deep (a resource limit, not a Python recursion error).
 """
@@ -174,8 +176,17 @@ class Case:
     redirects: list[Redirect] = field(default_factory=list)
 
 
+@dataclass
+class FunctionDef:
+    """``NAME() COMPOUND``: defines a shell function (its redirections apply per call)."""
+
+    name: str
+    body: Subshell | Group | If | Loop | For | Case
+    redirects: list[Redirect] = field(default_factory=list)
+
+
 Compound = Subshell | Group | If | Loop | For | Case
-Node = Command | Compound
+Node = Command | Compound | FunctionDef
 
 
 @dataclass
@@ -601,6 +612,20 @@ class _Parser:
         self.pos += 1
         return Case(word, items)
 
+    def function(self, name: Word) -> FunctionDef:
+        """``NAME ( ) body``: the name is read, ``(`` is next."""
+        self.pos += 1
+        if self.peek_op() != ")" or not name.is_bare or not _NAME.match(name.raw):
+            raise self.unexpected()
+        self.pos += 1
+        self.skip_newlines()
+        keyword = self.peek_keyword()
+        if not (self.peek_op() == "(" or keyword in COMPOUND_STARTS):
+            raise self.unexpected()
+        body = self.command()
+        assert not isinstance(body, Command | FunctionDef)
+        return FunctionDef(name.raw, body)
+
     def redirects(self, into: list[Redirect]) -> None:
         while isinstance(token := self.peek(), Operator) and token.op in REDIRECTS:
             self.pos += 1
@@ -610,7 +635,7 @@ class _Parser:
             self.pos += 1
             into.append(Redirect(token.op, _default_fd(token), target))
 
-    def simple(self) -> Command:
+    def simple(self) -> Command | FunctionDef:
         command = Command()
         while (token := self.peek()) is not None:
             if isinstance(token, Word):
@@ -629,8 +654,8 @@ class _Parser:
                 self.pos += 1
                 command.redirects.append(Redirect(token.op, _default_fd(token), target))
             elif isinstance(token, Operator) and token.op == "(":
-                if len(command.words) == 1 and not command.assignments:
-                    raise ShellUnsupported("function definitions are not supported")
+                if len(command.words) == 1 and not (command.assignments or command.redirects):
+                    return self.function(command.words[0])
                 raise self.unexpected()
             else:
                 break
