@@ -229,9 +229,11 @@ def stat_command(shell: Shell, argv: list[str], io: StreamIO) -> int:
             status = 1
             continue
         fields = _stat_fields(name, path, entry, links)
-        if fmt is not None or printf is not None:
-            io.write(_stat_format(printf if fmt is None else fmt, fields, printf is not None)
-                     + ("" if fmt is None else "\n"))
+        if fmt is not None:
+            io.write(_stat_format(fmt, fields, False) + "\n")
+            continue
+        if printf is not None:
+            io.write(_stat_format(printf, fields, True))
             continue
         io.write(
             f"  File: {name}\n"

@@ -10,8 +10,9 @@ foreground), ``!``, redirections ``< > >> 2> 2>> &> 2>&1 >&2 <<EOF``, quoting,
 ``$VAR ${VAR} ${VAR:-x} $? $$ ~``, ``$(...)``, backquotes, ``$((...))``, globs
 ``* ? [...]``, assignments, comments, and the compound commands ``( ... )``,
 ``{ ...; }``, ``if``, ``for``, ``while``, ``until`` (with ``break``/``continue``) and
-``case``, each with its own redirections. Not supported (clear error, exit 2): function
-definitions, ``select``, ``[[``, ``((``, background jobs.
+``case``, each with its own redirections, and functions with positional parameters.
+Not supported (clear error, exit 2): the ``function`` keyword, ``select``, ``[[``,
+background jobs.
 
 Each element of a multi-command pipeline runs isolated, as in a subshell: variables,
 cwd and options it changes are restored afterwards (``echo x | read v`` leaves ``v``
