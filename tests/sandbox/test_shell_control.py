@@ -117,3 +117,14 @@ def test_loop_changes_are_seen_by_the_sandbox_diff() -> None:
     box.exec("for n in 1 2 3; do echo $n > f$n.txt; done; (cd /tmp && touch t)")
     paths = {change.path for change in box.diff(before)}
     assert paths == {"/home/user/f1.txt", "/home/user/f2.txt", "/home/user/f3.txt", "/tmp/t"}
+
+
+def test_supported_commands_lists_the_new_commands_and_builtins() -> None:
+    from mosaic_gym.sandbox.fake.shell import supported_commands
+
+    names = set(supported_commands())
+    new = {"sed", "tar", "gzip", "gunzip", "zcat", "stat", "read", "break", "continue",
+           "return", "shift", "local"}
+    assert new <= names, new - names
+    assert FakeSandbox().exec("type read; command -v sed").stdout == (
+        "read is a shell builtin\n/usr/bin/sed\n")

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, TypeVar
 from mosaic_gym.sandbox.base import HOME, ExecResult
 from mosaic_gym.sandbox.fake.shell.expand import expand_plain, expand_text, expand_word
 from mosaic_gym.sandbox.fake.shell.limits import (
+    MAX_FUNCTION_CALLS,
     MAX_FUNCTION_DEPTH,
     MAX_LOOP_ITERATIONS,
     MAX_VARIABLE_CHARS,
@@ -489,6 +490,9 @@ class Shell:
         """Run a shell function with ``argv[1:]`` as its positional parameters."""
         if len(self.frames) >= MAX_FUNCTION_DEPTH:
             raise limit(f"functions nested more than {MAX_FUNCTION_DEPTH} deep")
+        self.budget.calls += 1
+        if self.budget.calls > MAX_FUNCTION_CALLS:
+            raise limit(f"more than {MAX_FUNCTION_CALLS} function calls")
         saved_args, loops = self.args, self.loops
         self.args, self.loops = argv[1:], 0
         self.frames.append({})

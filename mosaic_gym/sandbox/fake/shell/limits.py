@@ -50,6 +50,8 @@ MAX_EXPANSION_DEPTH = 32
 MAX_COMMAND_NESTING = 64
 #: How deeply shell functions may call each other (recursion included).
 MAX_FUNCTION_DEPTH = 24
+#: Function calls one command line may make in all (``f() { f | f; }`` is exponential).
+MAX_FUNCTION_CALLS = 20_000
 #: Loop iterations (``for``, ``while``, ``until``) one command line may run in all.
 MAX_LOOP_ITERATIONS = 100_000
 #: Bytes an archive or compressed stream may expand to (tar -x, gzip -d, zcat).

@@ -71,6 +71,8 @@ class Budget:
         self.deadline = max(0.0, float(timeout))
         #: Loop iterations run so far by this command line (all nested shells).
         self.iterations = 0
+        #: Shell function calls made so far by this command line.
+        self.calls = 0
 
     def charge(self, seconds: float) -> None:
         """Advance the clock; raise ShellTimeout once it passes the deadline."""
