@@ -155,6 +155,8 @@ SHELL_CONSTRUCTS += [
     "g() { local x=2; echo $x; return 3; }; x=1; g; echo $? $x",
     'f() { printf "[%s]" "$@"; echo; }; f "a b" c; f',
     "f() { shift; echo $*; }; f 1 2 3; set -- x y; echo $1 $#",
+    "x=a/b/c.tar.gz; echo ${x%.*} ${x%%.*} ${x#*/} ${x##*/} ${x/a/A} ${x//./_}",
+    'for f in *.txt; do cp "$f" "/tmp/${f%.txt}.md"; done; cat /tmp/notes.md',
 ]
 #: What the fake shell still refuses while docker runs it: each must be a clear
 #: "unsupported" error on the fake backend (listed so that the gap stays visible).

@@ -76,6 +76,14 @@ CASES = [
     ("f() { echo $1; } > o; f z; cat o", "z\n"),
     ("count() { echo $#; }; count $(echo a b c)", "3\n"),
     ("(g() { echo in; }; g); g 2>/dev/null || echo gone", "in\ngone\n"),
+    # pattern removal and replacement
+    ("x=a/b/c.tar.gz; echo ${x%.*} ${x%%.*} ${x#*/} ${x##*/}",
+     "a/b/c.tar a/b/c b/c.tar.gz c.tar.gz\n"),
+    ("x=hello; echo ${x/l/L} ${x//l/L} ${x/z/Z}", "heLlo heLLo hello\n"),
+    ('for f in a.txt b.txt; do echo "${f%.txt}.md"; done', "a.md\nb.md\n"),
+    ("x=abc; echo ${x%[bc]} ${x#?} ${x%}", "ab bc abc\n"),
+    ('x="a b"; echo ${x// /_}', "a_b\n"),
+    ("f() { echo ${1:-def} ${2:-def}; }; f one", "one def\n"),
     # set -e applies inside compound commands
     ("set -e; for i in 1; do false; echo no; done; echo no2", ""),
     ("set -e; if false; then :; fi; while false; do :; done; echo yes", "yes\n"),

@@ -17,9 +17,12 @@ from mosaic_gym.sandbox.base import HOME
 from mosaic_gym.sandbox.fake.shell.arith import evaluate
 from mosaic_gym.sandbox.fake.shell.limits import (
     CHAR_COST_S,
+    DOTALL,
     MAX_EXPANSION_CHARS,
     MAX_EXPANSION_DEPTH,
+    RegexError,
     check_size,
+    compile_regex,
     limit,
 )
 from mosaic_gym.sandbox.fake.shell.substitution import substitute
@@ -29,7 +32,9 @@ if TYPE_CHECKING:
     from mosaic_gym.sandbox.fake.shell.interpreter import Shell
 
 _VARIABLE = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*)|([0-9?$#@*!-]))")
-_BRACED = re.compile(r"(#?)([A-Za-z_][A-Za-z0-9_]*|[0-9?$#@*!-])(?:(:?[-=+?])(.*))?", re.DOTALL)
+_BRACED = re.compile(
+    r"(#?)([A-Za-z_][A-Za-z0-9_]*|[0-9?$#@*!-])(?:(:?[-=+?]|%%|%|##|#|//|/)(.*))?", re.DOTALL
+)
 _UNBRACED = re.compile(r"\$(?:(?!)(x)|([A-Za-z_][A-Za-z0-9_]*)|([0-9?$#@*!-]))")  # group 1: never
 _MAGIC = re.compile(r"[*?\[]")
 #: What ``$$``, ``$0`` and ``$-`` expand to.
@@ -196,7 +201,14 @@ def _variable(shell: Shell, match: re.Match[str]) -> str:
     value = lookup(shell, name)
     if length:
         return str(len(value)) if not op else ""
-    is_set = name in shell.env and (op is None or not op.startswith(":") or value != "")
+    if op in ("%", "%%", "#", "##"):
+        return _remove(value, expand_text(shell, word), op)
+    if op in ("/", "//"):
+        pattern, _, replacement = _split_unescaped(word)
+        return _replace(value, expand_text(shell, pattern), expand_text(shell, replacement),
+                        op == "//")
+    defined = _is_defined(shell, name)
+    is_set = defined and (op is None or not op.startswith(":") or value != "")
     if op in ("-", ":-"):
         return value if is_set else expand_text(shell, word)
     if op in ("=", ":="):
@@ -208,6 +220,98 @@ def _variable(shell: Shell, match: re.Match[str]) -> str:
     if op in ("?", ":?") and not is_set:
         raise ShellSyntaxError(f"{name}: {expand_text(shell, word) or 'parameter not set'}")
     return value
+
+
+def _is_defined(shell: Shell, name: str) -> bool:
+    if name.isdigit() and name != "0":
+        return int(name) <= len(shell.args)
+    return name in shell.env or name in _SPECIALS or name in "?#@*"
+
+
+def _glob_regex(pattern: str, *, lazy: bool, reverse: bool = False) -> str:
+    """A shell pattern as a regular expression (``*``, ``?``, ``[...]``, ``\\x``);
+    ``reverse`` builds the pattern of the reversed text."""
+    tokens: list[str] = []
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "*":
+            tokens.append(".*?" if lazy else ".*")
+        elif char == "?":
+            tokens.append(".")
+        elif char == "[":
+            end = pattern.find("]", index + 2)
+            if end < 0:
+                tokens.append(re.escape(char))
+            else:
+                body = pattern[index + 1 : end]
+                negate = body[:1] in ("!", "^")
+                body = body[1:] if negate else body
+                tokens.append("[" + ("^" if negate else "") + body.replace("\\", "\\\\") + "]")
+                index = end
+        elif char == "\\" and index + 1 < len(pattern):
+            index += 1
+            tokens.append(re.escape(pattern[index]))
+        else:
+            tokens.append(re.escape(char))
+        index += 1
+    return "".join(reversed(tokens) if reverse else tokens)
+
+
+def _remove(value: str, pattern: str, op: str) -> str:
+    """``${VAR%pat}`` ``%%`` ``#`` ``##``: remove the shortest/longest matching suffix or
+    prefix. Runs on the regex engine with its wall-clock backstop."""
+    suffix = op.startswith("%")
+    longest = len(op) == 2
+    text = value[::-1] if suffix else value
+    try:
+        matcher = compile_regex(
+            r"\A(?:" + _glob_regex(pattern, lazy=not longest, reverse=suffix) + ")", DOTALL)
+    except (RegexError, OverflowError, RecursionError):
+        return value
+    found = matcher.search(text)
+    if found is None:
+        return value
+    rest = text[found.end() :]
+    return rest[::-1] if suffix else rest
+
+
+def _replace(value: str, pattern: str, replacement: str, every: bool) -> str:
+    """``${VAR/pat/rep}`` (first match) and ``${VAR//pat/rep}`` (every match), longest.
+    As in busybox ``sh``, ``#``/``%`` at the start of the pattern are not anchors."""
+    if not pattern:
+        return value
+    regex = _glob_regex(pattern, lazy=False)
+    try:
+        matcher = compile_regex(regex, DOTALL)
+    except (RegexError, OverflowError, RecursionError):
+        return value
+    pieces: list[str] = []
+    position = 0
+    for found in matcher.finditer(value):
+        if found.start() == found.end():
+            continue
+        pieces.append(value[position : found.start()])
+        pieces.append(replacement)
+        position = found.end()
+        check_size("expansion", sum(map(len, pieces)), MAX_EXPANSION_CHARS)
+        if not every:
+            break
+    pieces.append(value[position:])
+    return "".join(pieces)
+
+
+def _split_unescaped(word: str) -> tuple[str, str, str]:
+    """``pat/rep`` split at the first ``/`` not escaped by a backslash."""
+    index = 0
+    while index < len(word):
+        if word[index] == "\\":
+            index += 2
+            continue
+        if word[index] == "/":
+            return word[:index], "/", word[index + 1 :]
+        index += 1
+    return word, "", ""
 
 
 def lookup(shell: Shell, name: str) -> str:

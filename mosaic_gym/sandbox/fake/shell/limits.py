@@ -153,4 +153,5 @@ def compile_regex(pattern: str, flags: int) -> Matcher:
 
 
 IGNORECASE = regex.IGNORECASE
+DOTALL = regex.DOTALL
 RegexError = regex.error
