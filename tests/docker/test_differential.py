@@ -122,6 +122,7 @@ SHELL_CONSTRUCTS += [
     "for n in 1 2 3; do echo $n > /tmp/f$n; done; cat /tmp/f2",
     "echo $((1 + 2 * 3)) $(( (1+2)*3 )) $((7 / 2)) $((-7 % 3)) $((1 << 4)) $((0x10))",
     "x=5; echo $((x += 2)) $x $((x > 3 ? 1 : 0)) $((!x))",
+    "echo $(( $(wc -l < notes.txt) + 1 ))",
     "[ -d /tmp ] && test -f notes.txt && [ abc != abd ] && echo tests",
     "seq 3; seq 2 2 6",
     "sed s/keep/lose/ notes.txt",

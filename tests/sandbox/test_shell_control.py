@@ -64,6 +64,7 @@ CASES = [
     ("echo $((x = 5)) $x $((x += 2)) $((1 < 2 ? 10 : 20)) $((!0))", "5 5 7 10 1\n"),
     ("i=3; echo $((i * i)) \"$((i+1))\" $(($i - 1))", "9 4 2\n"),
     ("echo $((9223372036854775807 + 1))", "-9223372036854775808\n"),
+    ("echo ab > f; echo $(( $(wc -c < f) * $(echo 2) ))", "6\n"),
     # functions and positional parameters
     ('f() { echo "hi $1 $#"; }; f a b', "hi a 2\n"),
     ("g() { local x=2; echo $x; return 3; }; x=1; g; echo $? $x", "2\n3 1\n"),

@@ -3,8 +3,8 @@
 Operators, loosest first: assignment ``= += -= *= /= %= <<= >>= &= ^= |=``,
 ``?:``, ``||``, ``&&``, ``|``, ``^``, ``&``, ``== !=``, ``< <= > >=``, ``<< >>``,
 ``+ -``, ``* / %``, ``**``, unary ``+ - ! ~``, parentheses, decimal / ``0x`` hex / ``0``
-octal numbers, and variable names (an unset or empty one is 0). ``$VAR`` inside is
-expanded first, as the shell does (``$(...)`` inside arithmetic is not).
+octal numbers, and variable names (an unset or empty one is 0). ``$VAR`` and ``$(...)``
+inside are expanded first, as the shell does (backquotes inside are not).
 
 Bounded: the expression is at most :data:`MAX_ARITH_CHARS` long and its parentheses
 nest at most :data:`MAX_ARITH_DEPTH` deep (a resource limit, never a Python recursion

@@ -26,7 +26,7 @@ from mosaic_gym.sandbox.fake.shell.limits import (
     limit,
 )
 from mosaic_gym.sandbox.fake.shell.substitution import substitute
-from mosaic_gym.sandbox.fake.shell.syntax import ShellSyntaxError, Word
+from mosaic_gym.sandbox.fake.shell.syntax import ShellSyntaxError, Word, closing_paren
 
 if TYPE_CHECKING:
     from mosaic_gym.sandbox.fake.shell.interpreter import Shell
@@ -82,7 +82,7 @@ def expand_word(shell: Shell, word: Word) -> list[str]:
 
     for index, segment in enumerate(word.segments):
         if segment.kind == "arith":
-            value = str(evaluate(shell, expand_text(shell, segment.text)))
+            value = str(evaluate(shell, _arith_text(shell, segment.text)))
             fields[-1].append((value, False))
             continue
         if segment.kind in ("cmd", "dqcmd"):
@@ -144,10 +144,29 @@ def expand_plain(shell: Shell, word: Word) -> str:
     return "".join(
         segment.text if segment.kind == "lit"
         else substitute(shell, segment.text) if segment.kind in ("cmd", "dqcmd")
-        else str(evaluate(shell, expand_text(shell, segment.text))) if segment.kind == "arith"
+        else str(evaluate(shell, _arith_text(shell, segment.text))) if segment.kind == "arith"
         else expand_text(shell, segment.text)
         for segment in word.segments
     )
+
+
+def _arith_text(shell: Shell, text: str) -> str:
+    """The body of ``$((...))`` with its ``$(...)`` substitutions run and its ``$``
+    references expanded, ready for :func:`evaluate`."""
+    if "$(" not in text and "`" not in text:
+        return expand_text(shell, text)
+    pieces: list[str] = []
+    index = 0
+    while index < len(text):
+        start = text.find("$(", index)
+        if start < 0:
+            break
+        end = closing_paren(text, start + 2)
+        pieces.append(expand_text(shell, text[index:start]))
+        pieces.append(substitute(shell, text[start + 2 : end]))
+        index = end + 1
+    pieces.append(expand_text(shell, text[index:]))
+    return "".join(pieces)
 
 
 def expand_text(shell: Shell, text: str) -> str:

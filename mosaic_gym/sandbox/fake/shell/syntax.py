@@ -304,10 +304,10 @@ class _Lexer:
     def substitution(self, kind: SegmentKind) -> None:
         """``$(...)`` at ``self.i``: its source becomes one segment, run at expansion;
         ``$((...))`` becomes an ``arith`` segment (evaluated at expansion)."""
-        end = _closing_paren(self.s, self.i + 2)
+        end = closing_paren(self.s, self.i + 2)
         if self.s.startswith("$((", self.i) and self.s[end - 1] == ")":
             try:
-                inner = _closing_paren(self.s, self.i + 3)
+                inner = closing_paren(self.s, self.i + 3)
             except ShellSyntaxError:
                 inner = -1
             if inner == end - 1:
@@ -683,7 +683,7 @@ def _strip_prefix(word: Word, count: int) -> Word:
     return Word(tuple(segments))
 
 
-def _closing_paren(s: str, start: int) -> int:
+def closing_paren(s: str, start: int) -> int:
     """Index of the ``)`` closing a ``$(`` whose body starts at ``start``.
 
     Linear scan: quotes are skipped whole (so ``$(echo ")")`` works), backslashes
