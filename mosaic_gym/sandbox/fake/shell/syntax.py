@@ -47,6 +47,7 @@ KEYWORDS = frozenset(
     {"if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac",
      "function", "select", "{", "}", "[[", "]]", "time", "coproc"}
 )  # fmt: skip
+_RESERVED = KEYWORDS | {"in"}
 #: Keywords that start a compound command this parser implements.
 COMPOUND_STARTS = frozenset({"if", "for", "while", "until", "case", "{"})
 #: Keywords that may only follow the start of a compound command.
@@ -413,10 +414,11 @@ class _Parser:
 
     def peek_keyword(self) -> str | None:
         """The reserved word at the current position, if the next token is one."""
-        token = self.peek()
-        if isinstance(token, Word) and token.is_bare and (token.raw in KEYWORDS
-                                                          or token.raw == "in"):
-            return token.raw
+        token = self.tokens[self.pos] if self.pos < len(self.tokens) else None
+        if type(token) is Word and len(token.segments) == 1:  # hot: once per command
+            segment = token.segments[0]
+            if segment.kind == "bare" and segment.text in _RESERVED:
+                return segment.text
         return None
 
     def skip_newlines(self) -> None:
@@ -445,17 +447,19 @@ class _Parser:
         (or ``)``/``;;`` when ``stop_at_case``), which is left unconsumed."""
         items: Script = []
         self.skip_newlines()
-        while self.peek() is not None:
-            if self.peek_keyword() in terminators or self.peek_op() == ")":
+        while self.pos < len(self.tokens):
+            op = self.peek_op()
+            if op == ")" or (stop_at_case and op == ";;"):
                 break
-            if stop_at_case and self.peek_op() == ";;":
+            if terminators and self.peek_keyword() in terminators:
                 break
             items.append(self.and_or())
-            if self.peek_op() in (";", "&", "\n"):
+            op = self.peek_op()
+            if op in (";", "&", "\n"):
                 self.pos += 1
                 self.skip_newlines()
-            elif self.peek() is not None and not (
-                self.peek_keyword() in terminators or self.peek_op() in (")", ";;")
+            elif self.pos < len(self.tokens) and op not in (")", ";;") and not (
+                terminators and self.peek_keyword() in terminators
             ):
                 raise self.unexpected()
         return items
