@@ -77,6 +77,9 @@ CASES = [
     ("f() { echo $1; } > o; f z; cat o", "z\n"),
     ("count() { echo $#; }; count $(echo a b c)", "3\n"),
     ("(g() { echo in; }; g); g 2>/dev/null || echo gone", "in\ngone\n"),
+    ("f() { (return 3); echo $?; }; f", "3\n"),
+    ("for i in 1 2; do echo $i; break | cat; (break); done", "1\n2\n"),
+    ("f() { for i in 1 2; do return 5; done; echo no; }; f; echo $?", "5\n"),
     # pattern removal and replacement
     ("x=a/b/c.tar.gz; echo ${x%.*} ${x%%.*} ${x#*/} ${x##*/}",
      "a/b/c.tar a/b/c b/c.tar.gz c.tar.gz\n"),

@@ -158,6 +158,10 @@ class Shell:
         except ShellLimit as exc:
             status = 1
             err += encode(f"mosaic: {exc}\n")
+        except ShellReturn as exc:  # defensive: every call catches its own return
+            status = exc.code
+        except ShellBreak:  # defensive: a break with no loop left to end
+            status = 0
         except RecursionError:
             # Deep syntax no bound above caught: still the agent's doing, not ours.
             status = 1
@@ -310,7 +314,7 @@ class Shell:
         self.loops = 0
         try:
             return self.run_list(body, io)
-        except ShellExit as exc:
+        except (ShellExit, ShellReturn) as exc:  # both end only the subshell
             return exc.code
 
     def isolated(self, action: Callable[[_A, StreamIO], int], node: _A, io: StreamIO) -> int:
@@ -318,6 +322,7 @@ class Shell:
         env, cwd, loops = dict(self.env), self.cwd, self.loops
         options = (self.errexit, self.pipefail)
         functions, args = dict(self.functions), self.args
+        self.loops = 0  # break/continue cannot reach loops outside a subshell
         try:
             return action(node, io)
         finally:
