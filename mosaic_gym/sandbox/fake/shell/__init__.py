@@ -5,10 +5,12 @@ Python functions that reach files only through the sandbox's methods, time is
 virtual, and ``curl``/``wget`` hand requests to the sandbox's HTTP handler.
 
 Modules: ``syntax`` (lexer, parser), ``expand`` (quotes, variables, globs),
-``interpreter`` (:class:`Shell`: lists, pipelines, redirections), ``streams``
-(buffers, limits, option parsing), ``registry`` (name -> command) and the command
-families ``builtins``, ``files``, ``changes``, ``find``, ``grep``, ``text``,
-``printing`` and ``net``.
+``substitution`` (``$(...)``), ``arith`` (``$((...))``), ``interpreter``
+(:class:`Shell`: lists, pipelines, compound commands, redirections), ``streams``
+(buffers, option parsing), ``limits`` (resource bounds), ``registry`` (name -> command)
+and the command families ``builtins``, ``files``, ``changes``, ``find``, ``grep``,
+``text``, ``printing``, ``sed``, ``archive`` (tar, gzip) and ``net``. The dialect, the
+commands and the bounds are described in this package's ``README.md``.
 
 Why hand-written rather than a library: no maintained Python package executes ``sh`` over
 a virtual file system (``bashlex`` and the like parse but do not run), and the real shell

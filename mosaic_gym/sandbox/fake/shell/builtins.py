@@ -1,5 +1,5 @@
 """Builtins that act on the shell itself: cd, pwd, export/unset, set, exit, sleep,
-timeout, env, xargs, sh/bash -c, eval, source, true/false."""
+timeout, env, xargs, sh/bash -c, eval, source, true/false, break/continue, read."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 from mosaic_gym.sandbox.fake.shell.streams import (
     MAX_DEPTH,
     CommandFn,
+    ShellBreak,
     ShellExit,
+    ShellReturn,
     ShellTimeout,
     StreamIO,
     UsageError,
@@ -118,6 +120,9 @@ def builtin_set(shell: Shell, argv: list[str], io: StreamIO) -> int:
         for name in sorted(shell.env):
             io.write(f"{name}={shlex.quote(shell.env[name])}\n")
         return 0
+    if "--" in argv[1:]:
+        shell.args = argv[argv.index("--") + 1 :]
+        argv = argv[: argv.index("--")]
     args = iter(argv[1:])
     for arg in args:
         on = arg.startswith("-")
@@ -241,6 +246,119 @@ def builtin_xargs(shell: Shell, argv: list[str], io: StreamIO) -> int:
     return status
 
 
+def builtin_return(shell: Shell, argv: list[str], io: StreamIO) -> int:
+    """``return [N]``: end the running function (outside one, like ``exit`` in a script
+    run by ``sh``; here: an error, as dash says)."""
+    if len(argv) > 1 and not re.fullmatch(r"-?\d{1,12}", argv[1]):
+        io.error(f"sh: return: Illegal number: {argv[1]}")
+        return 2
+    code = int(argv[1]) & 0xFF if len(argv) > 1 else shell.status
+    if not shell.frames:
+        raise ShellExit(code)
+    raise ShellReturn(code)
+
+
+def builtin_shift(shell: Shell, argv: list[str], io: StreamIO) -> int:
+    count = 1
+    if len(argv) > 1:
+        if not re.fullmatch(r"\d{1,6}", argv[1]):
+            io.error(f"sh: shift: Illegal number: {argv[1]}")
+            return 2
+        count = int(argv[1])
+    if count > len(shell.args):
+        io.error("sh: shift: can't shift that many")
+        return 2
+    shell.args = shell.args[count:]
+    return 0
+
+
+def builtin_local(shell: Shell, argv: list[str], io: StreamIO) -> int:
+    """``local NAME[=VALUE]...``: variables restored when the function returns."""
+    if not shell.frames:
+        io.error("sh: local: not in a function")
+        return 2
+    frame = shell.frames[-1]
+    for arg in argv[1:]:
+        name, has_value, value = arg.partition("=")
+        if not _NAME.match(name):
+            io.error(f"sh: local: '{arg}': not a valid identifier")
+            return 2
+        frame.setdefault(name, shell.env.get(name))
+        if has_value:
+            shell.env[name] = value
+    return 0
+
+
+def builtin_break(shell: Shell, argv: list[str], io: StreamIO) -> int:
+    """``break [N]`` / ``continue [N]``; outside a loop they do nothing (as dash)."""
+    levels = 1
+    if len(argv) > 1:
+        if not re.fullmatch(r"\d{1,6}", argv[1]) or int(argv[1]) < 1:
+            io.error(f"sh: {argv[0]}: Illegal number: {argv[1]}")
+            return 2
+        levels = int(argv[1])
+    if not shell.loops:
+        return 0
+    raise ShellBreak(min(levels, shell.loops), resume=argv[0] == "continue")
+
+
+def builtin_read(shell: Shell, argv: list[str], io: StreamIO) -> int:
+    """``read [-r] [-p PROMPT] [NAME...]``: one line of standard input into variables.
+
+    Inside a compound command the line is consumed from the shared input (see
+    :class:`~mosaic_gym.sandbox.fake.shell.streams.Input`), so a ``while read`` loop
+    walks a file; elsewhere it reads the first line. At end of input: status 1.
+    """
+    options = parse_options(argv[1:], "rs", "ptnd", usage_status=2)
+    names = options.operands or ["REPLY"]
+    for name in names:
+        if not _NAME.match(name):
+            io.error(f"sh: read: '{name}': not a valid identifier")
+            return 2
+    data = io.cursor.rest() if io.cursor is not None else io.stdin
+    raw = "r" in options
+    consumed, line, found = 0, [], False
+    while True:
+        end = data.find(b"\n", consumed)
+        piece = data[consumed:] if end < 0 else data[consumed:end]
+        consumed = len(data) if end < 0 else end + 1
+        text = decode(piece)
+        if not raw and text.endswith("\\") and end >= 0:
+            line.append(text[:-1])
+            continue
+        line.append(text)
+        found = end >= 0
+        break
+    if io.cursor is not None:
+        io.cursor.pos += consumed
+    text = "".join(line)
+    if not raw:
+        text = re.sub(r"\\(.)", r"\1", text)
+    ifs = shell.env.get("IFS", " \t\n")
+    fields = _split_ifs(text, ifs, len(names))
+    for index, name in enumerate(names):
+        shell.env[name] = fields[index] if index < len(fields) else ""
+    return 0 if found else 1
+
+
+def _split_ifs(text: str, ifs: str, count: int) -> list[str]:
+    """Split ``text`` into at most ``count`` fields on IFS (the last keeps the rest,
+    trimmed of IFS whitespace), as ``read`` does."""
+    if not ifs:
+        return [text]
+    spaces = "".join(c for c in ifs if c in " \t\n")
+    others = "".join(c for c in ifs if c not in " \t\n")
+    white = f"[{re.escape(spaces)}]" if spaces else ""
+    if others:
+        around = f"{white}*" if white else ""
+        pattern = f"{around}[{re.escape(others)}]{around}" + (f"|{white}+" if white else "")
+    else:
+        pattern = f"{white}+"
+    if spaces:
+        text = text.strip(spaces)
+    return re.split(pattern, text, maxsplit=count - 1) if text else []
+
+
 def _status(code: int) -> CommandFn:
     return lambda shell, argv, io: code
 
@@ -263,6 +381,12 @@ BUILTINS: dict[str, CommandFn] = {
     "nohup": lambda shell, argv, io: shell.run_argv(argv[1:], io) if argv[1:] else 125,
     "env": builtin_env,
     "xargs": builtin_xargs,
+    "return": builtin_return,
+    "shift": builtin_shift,
+    "local": builtin_local,
+    "break": builtin_break,
+    "continue": builtin_break,
+    "read": builtin_read,
     "true": _status(0),
     ":": _status(0),
     "false": _status(1),

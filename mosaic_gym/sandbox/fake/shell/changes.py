@@ -149,6 +149,9 @@ def cp(shell: Shell, argv: list[str], io: StreamIO) -> int:
     moves, target = _destination(shell, "cp", options.operands)
     status = 0
     for source, src, dst in moves:
+        if src in _DEVICES or dst in _DEVICES:
+            status |= _copy_device(shell, io, source, src, dst)
+            continue
         try:
             entry = shell.sandbox.stat(src)
         except OSError as exc:
@@ -169,6 +172,29 @@ def cp(shell: Shell, argv: list[str], io: StreamIO) -> int:
             continue
         status |= _copy_tree(shell, io, entry, dst, keep_mode, "n" in options)
     return status
+
+
+#: Device files ``cp`` may read or write: reading gives nothing, writing discards.
+_DEVICES = frozenset({"/dev/null", "/dev/zero", "/dev/stdout", "/dev/stderr", "/dev/tty"})
+
+
+def _copy_device(shell: Shell, io: StreamIO, source: str, src: str, dst: str) -> int:
+    """``cp /dev/null FILE`` truncates FILE; ``cp FILE /dev/null`` reads and discards."""
+    if src == "/dev/zero":
+        io.error("cp: copying from /dev/zero never ends; refused in the sandbox")
+        return 1
+    try:
+        data = b"" if src in _DEVICES else shell.read_path(source)
+        if dst in ("/dev/stdout", "/dev/tty"):
+            io.write(data)
+        elif dst not in _DEVICES:
+            if shell.sandbox.exists(dst) and shell.sandbox.stat(dst).is_dir:
+                dst = posixpath.join(dst, posixpath.basename(src))
+            shell.sandbox.write_file(dst, data)
+    except OSError as exc:
+        io.error(f"cp: cannot create regular file '{dst}': {describe(exc)}")
+        return 1
+    return 0
 
 
 def _copy_tree(

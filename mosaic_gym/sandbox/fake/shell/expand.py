@@ -14,25 +14,31 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from mosaic_gym.sandbox.base import HOME
+from mosaic_gym.sandbox.fake.shell.arith import evaluate
 from mosaic_gym.sandbox.fake.shell.limits import (
     CHAR_COST_S,
+    DOTALL,
     MAX_EXPANSION_CHARS,
     MAX_EXPANSION_DEPTH,
+    RegexError,
     check_size,
+    compile_regex,
     limit,
 )
 from mosaic_gym.sandbox.fake.shell.substitution import substitute
-from mosaic_gym.sandbox.fake.shell.syntax import ShellSyntaxError, Word
+from mosaic_gym.sandbox.fake.shell.syntax import ShellSyntaxError, Word, closing_paren
 
 if TYPE_CHECKING:
     from mosaic_gym.sandbox.fake.shell.interpreter import Shell
 
 _VARIABLE = re.compile(r"\$(?:\{([^}]*)\}|([A-Za-z_][A-Za-z0-9_]*)|([0-9?$#@*!-]))")
-_BRACED = re.compile(r"(#?)([A-Za-z_][A-Za-z0-9_]*|[0-9?$#@*!-])(?:(:?[-=+?])(.*))?", re.DOTALL)
+_BRACED = re.compile(
+    r"(#?)([A-Za-z_][A-Za-z0-9_]*|[0-9?$#@*!-])(?:(:?[-=+?]|%%|%|##|#|//|/)(.*))?", re.DOTALL
+)
 _UNBRACED = re.compile(r"\$(?:(?!)(x)|([A-Za-z_][A-Za-z0-9_]*)|([0-9?$#@*!-]))")  # group 1: never
 _MAGIC = re.compile(r"[*?\[]")
-#: What ``$$``, ``$0``, ``$#`` and ``$-`` expand to (there are no positional parameters).
-_SPECIALS = {"$": "4242", "0": "sh", "#": "0", "-": ""}
+#: What ``$$``, ``$0`` and ``$-`` expand to.
+_SPECIALS = {"$": "4242", "0": "sh", "-": ""}
 
 
 def _references(text: str) -> Iterator[re.Match[str]]:
@@ -75,6 +81,10 @@ def expand_word(shell: Shell, word: Word) -> list[str]:
             new_field()
 
     for index, segment in enumerate(word.segments):
+        if segment.kind == "arith":
+            value = str(evaluate(shell, _arith_text(shell, segment.text)))
+            fields[-1].append((value, False))
+            continue
         if segment.kind in ("cmd", "dqcmd"):
             value = substitute(shell, segment.text)
             produced += len(value)
@@ -84,6 +94,15 @@ def expand_word(shell: Shell, word: Word) -> list[str]:
                 quoted[-1] = True
             else:
                 add_split(value)
+            continue
+        if segment.kind == "dq" and segment.text == "$@":  # "$@": one field per parameter
+            for number, value in enumerate(shell.args):
+                if number:
+                    new_field()
+                fields[-1].append((value, False))
+                quoted[-1] = True
+            if not shell.args and fields[-1] == [] and len(word.segments) == 1:
+                quoted[-1] = False  # "$@" with no parameters is no field at all
             continue
         if segment.kind != "bare":
             text = expand_text(shell, segment.text) if segment.kind == "dq" else segment.text
@@ -125,9 +144,29 @@ def expand_plain(shell: Shell, word: Word) -> str:
     return "".join(
         segment.text if segment.kind == "lit"
         else substitute(shell, segment.text) if segment.kind in ("cmd", "dqcmd")
+        else str(evaluate(shell, _arith_text(shell, segment.text))) if segment.kind == "arith"
         else expand_text(shell, segment.text)
         for segment in word.segments
     )
+
+
+def _arith_text(shell: Shell, text: str) -> str:
+    """The body of ``$((...))`` with its ``$(...)`` substitutions run and its ``$``
+    references expanded, ready for :func:`evaluate`."""
+    if "$(" not in text and "`" not in text:
+        return expand_text(shell, text)
+    pieces: list[str] = []
+    index = 0
+    while index < len(text):
+        start = text.find("$(", index)
+        if start < 0:
+            break
+        end = closing_paren(text, start + 2)
+        pieces.append(expand_text(shell, text[index:start]))
+        pieces.append(substitute(shell, text[start + 2 : end]))
+        index = end + 1
+    pieces.append(expand_text(shell, text[index:]))
+    return "".join(pieces)
 
 
 def expand_text(shell: Shell, text: str) -> str:
@@ -181,7 +220,14 @@ def _variable(shell: Shell, match: re.Match[str]) -> str:
     value = lookup(shell, name)
     if length:
         return str(len(value)) if not op else ""
-    is_set = name in shell.env and (op is None or not op.startswith(":") or value != "")
+    if op in ("%", "%%", "#", "##"):
+        return _remove(value, expand_text(shell, word), op)
+    if op in ("/", "//"):
+        pattern, _, replacement = _split_unescaped(word)
+        return _replace(value, expand_text(shell, pattern), expand_text(shell, replacement),
+                        op == "//")
+    defined = _is_defined(shell, name)
+    is_set = defined and (op is None or not op.startswith(":") or value != "")
     if op in ("-", ":-"):
         return value if is_set else expand_text(shell, word)
     if op in ("=", ":="):
@@ -195,11 +241,112 @@ def _variable(shell: Shell, match: re.Match[str]) -> str:
     return value
 
 
+def _is_defined(shell: Shell, name: str) -> bool:
+    if name.isdigit() and name != "0":
+        return int(name) <= len(shell.args)
+    return name in shell.env or name in _SPECIALS or name in "?#@*"
+
+
+def _glob_regex(pattern: str, *, lazy: bool, reverse: bool = False) -> str:
+    """A shell pattern as a regular expression (``*``, ``?``, ``[...]``, ``\\x``);
+    ``reverse`` builds the pattern of the reversed text."""
+    tokens: list[str] = []
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "*":
+            tokens.append(".*?" if lazy else ".*")
+        elif char == "?":
+            tokens.append(".")
+        elif char == "[":
+            end = pattern.find("]", index + 2)
+            if end < 0:
+                tokens.append(re.escape(char))
+            else:
+                body = pattern[index + 1 : end]
+                negate = body[:1] in ("!", "^")
+                body = body[1:] if negate else body
+                tokens.append("[" + ("^" if negate else "") + body.replace("\\", "\\\\") + "]")
+                index = end
+        elif char == "\\" and index + 1 < len(pattern):
+            index += 1
+            tokens.append(re.escape(pattern[index]))
+        else:
+            tokens.append(re.escape(char))
+        index += 1
+    return "".join(reversed(tokens) if reverse else tokens)
+
+
+def _remove(value: str, pattern: str, op: str) -> str:
+    """``${VAR%pat}`` ``%%`` ``#`` ``##``: remove the shortest/longest matching suffix or
+    prefix. Runs on the regex engine with its wall-clock backstop."""
+    suffix = op.startswith("%")
+    longest = len(op) == 2
+    text = value[::-1] if suffix else value
+    try:
+        matcher = compile_regex(
+            r"\A(?:" + _glob_regex(pattern, lazy=not longest, reverse=suffix) + ")", DOTALL)
+    except (RegexError, OverflowError, RecursionError):
+        return value
+    found = matcher.search(text)
+    if found is None:
+        return value
+    rest = text[found.end() :]
+    return rest[::-1] if suffix else rest
+
+
+def _replace(value: str, pattern: str, replacement: str, every: bool) -> str:
+    """``${VAR/pat/rep}`` (first match) and ``${VAR//pat/rep}`` (every match), longest.
+    As in busybox ``sh``, ``#``/``%`` at the start of the pattern are not anchors."""
+    if not pattern:
+        return value
+    regex = _glob_regex(pattern, lazy=False)
+    try:
+        matcher = compile_regex(regex, DOTALL)
+    except (RegexError, OverflowError, RecursionError):
+        return value
+    pieces: list[str] = []
+    position = 0
+    for found in matcher.finditer(value):
+        if found.start() == found.end():
+            continue
+        pieces.append(value[position : found.start()])
+        pieces.append(replacement)
+        position = found.end()
+        check_size("expansion", sum(map(len, pieces)), MAX_EXPANSION_CHARS)
+        if not every:
+            break
+    pieces.append(value[position:])
+    return "".join(pieces)
+
+
+def _split_unescaped(word: str) -> tuple[str, str, str]:
+    """``pat/rep`` split at the first ``/`` not escaped by a backslash."""
+    index = 0
+    while index < len(word):
+        if word[index] == "\\":
+            index += 2
+            continue
+        if word[index] == "/":
+            return word[:index], "/", word[index + 1 :]
+        index += 1
+    return word, "", ""
+
+
 def lookup(shell: Shell, name: str) -> str:
     """The value of one parameter; unset ones are empty."""
     if name == "?":
         return str(shell.status)
-    return _SPECIALS.get(name) or shell.env.get(name, "")
+    if name in _SPECIALS:
+        return _SPECIALS[name]
+    if name.isdigit():
+        index = int(name)
+        return shell.args[index - 1] if 0 < index <= len(shell.args) else ""
+    if name == "#":
+        return str(len(shell.args))
+    if name in ("@", "*"):
+        return " ".join(shell.args)
+    return shell.env.get(name, "")
 
 
 def glob(shell: Shell, pattern: str) -> list[str]:

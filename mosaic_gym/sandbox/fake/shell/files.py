@@ -1,5 +1,6 @@
 """Commands that read the tree without changing it: ls, cat, head, tail, basename,
-dirname, realpath/readlink. GNU coreutils wording for errors."""
+dirname, realpath/readlink, stat. GNU coreutils wording for errors; ``stat`` prints
+what busybox ``stat`` (the docker image's) prints."""
 
 from __future__ import annotations
 
@@ -184,7 +185,82 @@ def realpath(shell: Shell, argv: list[str], io: StreamIO) -> int:
     return 0
 
 
+#: What ``stat`` reports for times, devices and owners (the fake tree keeps none).
+_STAMP = "2024-01-01 00:00:00.000000000 +0000"
+_EPOCH = 1704067200
+_STAT_FORMAT = re.compile(r"%(.)|\\(.)", re.DOTALL)
+
+
+def _stat_fields(name: str, path: str, entry: FileEntry, links: int) -> dict[str, str]:
+    kind = "directory" if entry.is_dir else (
+        "regular file" if entry.size else "regular empty file")
+    size = 4096 if entry.is_dir else entry.size
+    blocks = 8 * -(-size // 4096)
+    file_type = 0o040000 if entry.is_dir else 0o100000
+    return {
+        "n": name, "N": f"'{name}'", "s": str(size), "a": f"{entry.mode & 0o7777:o}",
+        "A": mode_string(entry), "U": "user", "G": "user", "u": "1000", "g": "1000",
+        "F": kind, "h": str(links), "b": str(blocks), "B": "512", "o": "4096",
+        "i": str(sum(path.encode()) * 7919 % 9_000_000 + 1000), "d": "65024", "D": "fe00",
+        "f": f"{file_type | entry.mode:x}", "t": "0", "T": "0", "m": "/",
+        "x": _STAMP, "y": _STAMP, "z": _STAMP, "w": "-",
+        "X": str(_EPOCH), "Y": str(_EPOCH), "Z": str(_EPOCH), "W": "0", "%": "%",
+    }  # fmt: skip
+
+
+def stat_command(shell: Shell, argv: list[str], io: StreamIO) -> int:
+    """``stat [-c FORMAT | --printf FORMAT] [-L] [-t] FILE...`` (busybox's output)."""
+    long_names = {"--format": "c", "--printf": "p", "--dereference": "L", "--terse": "t"}
+    options = parse_options(argv[1:], "Lft", "cp", long_names)
+    if not options.operands:
+        raise UsageError("missing operand")
+    fmt = options.value("c")
+    printf = options.value("p")
+    status = 0
+    for name in options.operands:
+        path = shell.resolve(name)
+        try:
+            entry = shell.sandbox.stat(path)
+            links = 1
+            if entry.is_dir:
+                links = 2 + sum(child.is_dir for child in shell.sandbox.list_dir(path))
+        except OSError as exc:
+            io.error(f"stat: can't stat '{name}': {describe(exc)}")
+            status = 1
+            continue
+        fields = _stat_fields(name, path, entry, links)
+        if fmt is not None:
+            io.write(_stat_format(fmt, fields, False) + "\n")
+            continue
+        if printf is not None:
+            io.write(_stat_format(printf, fields, True))
+            continue
+        io.write(
+            f"  File: {name}\n"
+            f"  Size: {fields['s']:<10}\tBlocks: {fields['b']:<10} IO Block: 4096   "
+            f"{fields['F']}\n"
+            f"Device: fe00h/65024d\tInode: {fields['i']:<11} Links: {links}\n"
+            f"Access: (0{fields['a'][-3:].rjust(3, '0')}/{fields['A']})  "
+            f"Uid: ( 1000/    user)   Gid: ( 1000/    user)\n"
+            f"Access: {_STAMP}\nModify: {_STAMP}\nChange: {_STAMP}\n"
+        )
+    return status
+
+
+def _stat_format(fmt: str, fields: dict[str, str], escapes: bool) -> str:
+    def one(match: re.Match[str]) -> str:
+        if match.group(1) is not None:
+            return fields.get(match.group(1), "?")
+        if not escapes:
+            return match.group(0)
+        return {"n": "\n", "t": "\t", "\\": "\\", "r": "\r"}.get(match.group(2),
+                                                                 match.group(0))
+
+    return _STAT_FORMAT.sub(one, fmt)
+
+
 COMMANDS: dict[str, CommandFn] = {
+    "stat": stat_command,
     "ls": ls,
     "cat": cat,
     "head": head_tail,

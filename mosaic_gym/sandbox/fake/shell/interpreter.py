@@ -7,19 +7,33 @@ without bumping the sandbox's version. Time is virtual (see
 
 Supported syntax: pipelines ``|``, lists ``;`` ``&&`` ``||`` (``&`` runs in the
 foreground), ``!``, redirections ``< > >> 2> 2>> &> 2>&1 >&2 <<EOF``, quoting,
-``$VAR ${VAR} ${VAR:-x} $? $$ ~``, globs ``* ? [...]``, assignments, comments.
-Not supported (clear error, exit 2): control flow, subshells, ``$(...)``.
+``$VAR ${VAR} ${VAR:-x} $? $$ ~``, ``$(...)``, backquotes, ``$((...))``, globs
+``* ? [...]``, assignments, comments, and the compound commands ``( ... )``,
+``{ ...; }``, ``if``, ``for``, ``while``, ``until`` (with ``break``/``continue``) and
+``case``, each with its own redirections, and functions with positional parameters.
+Not supported (clear error, exit 2): the ``function`` keyword, ``select``, ``[[``,
+background jobs.
+
+Each element of a multi-command pipeline runs isolated, as in a subshell: variables,
+cwd and options it changes are restored afterwards (``echo x | read v`` leaves ``v``
+unset, as in ``sh``). Loops charge the virtual clock per iteration and count towards
+:data:`~mosaic_gym.sandbox.fake.shell.limits.MAX_LOOP_ITERATIONS` per command line.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import posixpath
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from mosaic_gym.sandbox.base import HOME, ExecResult
 from mosaic_gym.sandbox.fake.shell.expand import expand_plain, expand_text, expand_word
 from mosaic_gym.sandbox.fake.shell.limits import (
+    MAX_FUNCTION_CALLS,
+    MAX_FUNCTION_DEPTH,
+    MAX_LOOP_ITERATIONS,
     MAX_VARIABLE_CHARS,
     check_argv,
     check_size,
@@ -33,8 +47,11 @@ from mosaic_gym.sandbox.fake.shell.streams import (
     MAX_STREAM_BYTES,
     Budget,
     CommandFn,
+    Input,
+    ShellBreak,
     ShellExit,
     ShellLimit,
+    ShellReturn,
     ShellTimeout,
     StreamIO,
     UsageError,
@@ -43,16 +60,28 @@ from mosaic_gym.sandbox.fake.shell.streams import (
 )
 from mosaic_gym.sandbox.fake.shell.syntax import (
     AndOr,
+    Case,
     Command,
+    For,
+    FunctionDef,
+    Group,
     HereDoc,
+    If,
+    Loop,
+    Node,
     Pipeline,
     Redirect,
+    Script,
     ShellSyntaxError,
     ShellUnsupported,
+    Subshell,
+    SyntaxTooDeep,
+    Word,
     parse,
 )
 
 _T = TypeVar("_T")
+_A = TypeVar("_A")
 
 if TYPE_CHECKING:
     from mosaic_gym.sandbox.fake import FakeSandbox
@@ -106,6 +135,15 @@ class Shell:
         self.status = 0
         self.errexit = False
         self.pipefail = False
+        #: Loops enclosing the running command (``break`` outside one does nothing).
+        self.loops = 0
+        #: Conditions being evaluated (``if``/``while`` tests): ``set -e`` ignores them.
+        self.conditions = 0
+        #: Shell functions by name, the positional parameters, and the ``local``
+        #: variables of each running call (name -> value before the call, None: unset).
+        self.functions: dict[str, FunctionDef] = dict(parent.functions) if parent else {}
+        self.args: list[str] = list(parent.args) if parent else []
+        self.frames: list[dict[str, str | None]] = []
 
     # -- entry points ----------------------------------------------------
     def run(self, command: str) -> ExecResult:
@@ -120,6 +158,10 @@ class Shell:
         except ShellLimit as exc:
             status = 1
             err += encode(f"mosaic: {exc}\n")
+        except ShellReturn as exc:  # defensive: every call catches its own return
+            status = exc.code
+        except ShellBreak:  # defensive: a break with no loop left to end
+            status = 0
         except RecursionError:
             # Deep syntax no bound above caught: still the agent's doing, not ours.
             status = 1
@@ -141,12 +183,11 @@ class Shell:
         except ShellUnsupported as exc:
             io.error(f"mosaic: unsupported shell syntax: {exc}")
             return 2
+        except SyntaxTooDeep as exc:
+            raise limit(str(exc)) from None
         status = 0
         try:
-            for item in script:
-                status, final = self.run_and_or(item, io)
-                if self.errexit and status != 0 and final:
-                    break
+            status = self.run_list(script, io)
         except ShellExit as exc:
             if not catch_exit:
                 raise
@@ -161,6 +202,15 @@ class Shell:
             return self.dispatch(argv, io)
 
     # -- structure -------------------------------------------------------
+    def run_list(self, script: Script, io: StreamIO) -> int:
+        """Run a list of and-or items; ``set -e`` stops at a failure outside conditions."""
+        status = 0
+        for item in script:
+            status, final = self.run_and_or(item, io)
+            if self.errexit and status != 0 and final and not self.conditions:
+                raise ShellExit(status)
+        return status
+
     def run_and_or(self, node: AndOr, io: StreamIO) -> tuple[int, bool]:
         """Status of an ``&&``/``||`` list, and whether its last pipeline ran."""
         status = self.run_pipeline(node.first, io)
@@ -177,7 +227,12 @@ class Shell:
         last = len(pipeline.commands) - 1
         for index, command in enumerate(pipeline.commands):
             out = io.out if index == last else bytearray()
-            statuses.append(self.run_command(command, StreamIO(self.budget, data, out, io.err)))
+            child = StreamIO(self.budget, data, out, io.err, io.cursor if index == 0 else None,
+                             io.cap if index == last else 0)
+            if last:
+                statuses.append(self.isolated(self.run_node, command, child))
+            else:
+                statuses.append(self.run_node(command, child))
             data = bytes(out)
         status = statuses[-1]
         if self.pipefail:
@@ -187,10 +242,186 @@ class Shell:
         self.status = status
         return status
 
+    def run_node(self, node: Node, io: StreamIO) -> int:
+        """Run one element of a pipeline: a simple or a compound command."""
+        if isinstance(node, Command):
+            return self.run_command(node, io)
+        self.budget.charge(COMMAND_COST_S)
+        if not node.redirects:
+            if io.cursor is None and io.stdin:
+                io = StreamIO(self.budget, io.stdin, io.out, io.err, Input(io.stdin), io.cap)
+            self.status = self.run_compound(node, io)
+            return self.status
+        targets: dict[int, Target] = {1: ("buffer", io.out), 2: ("buffer", io.err)}
+        start = io.cursor.rest() if io.cursor is not None else io.stdin
+        stdin = start
+        try:
+            for redirect in node.redirects:
+                stdin = self.redirect(redirect, targets, stdin)
+        except ShellSyntaxError as exc:
+            io.error(f"sh: {exc}")
+            self.status = 1
+            return 1
+        except OSError as exc:
+            io.error(f"sh: {exc.filename}: {describe(exc)}")
+            self.status = 1
+            return 1
+        finally:
+            if self.pending_err:
+                io.err += self.pending_err
+                self.pending_err.clear()
+        cursor = io.cursor if stdin is start and io.cursor is not None else Input(stdin)
+        out, err = bytearray(), bytearray()
+        try:
+            cap = io.cap if targets[1][1] is io.out else 0
+            status = self.run_compound(node, StreamIO(self.budget, stdin, out, err, cursor, cap))
+        finally:
+            failure = self.deliver(targets[1], out)
+            if failure:
+                err += encode(f"sh: write error: {failure}\n")
+            self.deliver(targets[2], err)
+        self.status = 1 if failure else status
+        return self.status
+
+    def run_compound(self, node: Node, io: StreamIO) -> int:
+        try:
+            return self._compound(node, io)
+        except ShellSyntaxError as exc:  # a bad expansion in a for list or case word
+            io.error(f"sh: {exc}")
+            return 1
+
+    def _compound(self, node: Node, io: StreamIO) -> int:
+        if isinstance(node, FunctionDef):
+            self.functions[node.name] = node
+            return 0
+        if isinstance(node, Group):
+            return self.run_list(node.body, io)
+        if isinstance(node, Subshell):
+            return self.isolated(self._subshell, node.body, io)
+        if isinstance(node, If):
+            for condition, body in node.clauses:
+                if self.run_condition(condition, io) == 0:
+                    return self.run_list(body, io)
+            return self.run_list(node.otherwise, io) if node.otherwise else 0
+        if isinstance(node, Loop):
+            return self.run_loop(node, io)
+        if isinstance(node, For):
+            return self.run_for(node, io)
+        assert isinstance(node, Case)
+        return self.run_case(node, io)
+
+    def _subshell(self, body: Script, io: StreamIO) -> int:
+        self.loops = 0
+        try:
+            return self.run_list(body, io)
+        except (ShellExit, ShellReturn) as exc:  # both end only the subshell
+            return exc.code
+
+    def isolated(self, action: Callable[[_A, StreamIO], int], node: _A, io: StreamIO) -> int:
+        """``action(node, io)`` as in a subshell: variables, cwd and options come back."""
+        env, cwd, loops = dict(self.env), self.cwd, self.loops
+        options = (self.errexit, self.pipefail)
+        functions, args = dict(self.functions), self.args
+        self.loops = 0  # break/continue cannot reach loops outside a subshell
+        try:
+            return action(node, io)
+        finally:
+            self.env, self.cwd, self.loops = env, cwd, loops
+            self.errexit, self.pipefail = options
+            self.functions, self.args = functions, args
+
+    def run_condition(self, condition: Script, io: StreamIO) -> int:
+        self.conditions += 1
+        try:
+            return self.run_list(condition, io)
+        finally:
+            self.conditions -= 1
+
+    def iteration(self) -> None:
+        """Pay for one loop iteration; past the bound, the command line stops."""
+        budget = self.budget
+        budget.iterations += 1
+        if budget.iterations > MAX_LOOP_ITERATIONS:
+            raise limit(f"loops ran more than {MAX_LOOP_ITERATIONS} iterations")
+        budget.charge(COMMAND_COST_S)
+
+    def run_body(self, body: Script, io: StreamIO) -> tuple[int, bool]:
+        """One loop body: (status, whether the loop must stop)."""
+        self.loops += 1
+        try:
+            return self.run_list(body, io), False
+        except ShellBreak as exc:
+            if exc.levels > 1:
+                exc.levels -= 1
+                raise
+            return 0, not exc.resume
+        finally:
+            self.loops -= 1
+
+    def run_loop(self, node: Loop, io: StreamIO) -> int:
+        status = 0
+        while True:
+            self.iteration()
+            self.loops += 1
+            try:
+                tested = self.run_condition(node.condition, io)
+            except ShellBreak as exc:  # break in a condition ends this loop too
+                if exc.levels > 1:
+                    exc.levels -= 1
+                    raise
+                if exc.resume:
+                    continue
+                return 0
+            finally:
+                self.loops -= 1
+            if (tested == 0) == node.until:
+                return status
+            status, stop = self.run_body(node.body, io)
+            if stop:
+                return status
+
+    def run_for(self, node: For, io: StreamIO) -> int:
+        values: list[str] = []
+        size = 0
+        if node.words is None:
+            values = list(self.args)
+        for word in node.words or []:
+            fields = expand_word(self, word)
+            values.extend(fields)
+            size += sum(len(field) + 1 for field in fields)
+            check_argv(len(values), size)
+        if self.pending_err:
+            io.err += self.pending_err
+            self.pending_err.clear()
+        status = 0
+        for value in values:
+            self.iteration()
+            self.env[node.name] = value
+            status, stop = self.run_body(node.body, io)
+            if stop:
+                break
+        return status
+
+    def run_case(self, node: Case, io: StreamIO) -> int:
+        subject = expand_plain(self, node.word)
+        for patterns, body in node.items:
+            if any(fnmatch.fnmatchcase(subject, self.pattern(word)) for word in patterns):
+                return self.run_list(body, io)
+        return 0
+
+    def pattern(self, word: Word) -> str:
+        """A ``case`` pattern: expanded, with its quoted parts matching literally."""
+        parts = []
+        for segment in word.segments:
+            text = expand_plain(self, Word((segment,)))
+            parts.append(text if segment.kind == "bare" else _escape_glob(text))
+        return "".join(parts)
+
     def run_command(self, command: Command, io: StreamIO) -> int:
         self.budget.charge(COMMAND_COST_S)
         targets: dict[int, Target] = {1: ("buffer", io.out), 2: ("buffer", io.err)}
-        stdin = io.stdin
+        cursor = io.cursor
+        stdin = start = cursor.rest() if cursor is not None else io.stdin
         self.substitution_status = None
         try:
             argv: list[str] = []
@@ -224,8 +455,11 @@ class Shell:
         saved = {name: self.env.get(name) for name, _ in values}
         self.env.update(values)
         out, err = bytearray(), bytearray()
+        if stdin is not start:
+            cursor = None
         try:
-            status = self.dispatch(argv, StreamIO(self.budget, stdin, out, err))
+            cap = io.cap if targets[1][1] is io.out else 0
+            status = self.dispatch(argv, StreamIO(self.budget, stdin, out, err, cursor, cap))
         finally:
             for name, old in saved.items():
                 if old is None:
@@ -242,6 +476,9 @@ class Shell:
     def dispatch(self, argv: list[str], io: StreamIO) -> int:
         """Run a builtin or command by name; unknown names give 127."""
         name = argv[0]
+        defined = self.functions.get(name) if self.functions else None
+        if defined is not None:
+            return self.call(defined, argv, io)
         function: CommandFn | None = resolve_command(self, name)
         if function is None:
             return unsupported(self, argv, io)
@@ -253,6 +490,28 @@ class Shell:
         except OSError as exc:
             io.error(f"{posixpath.basename(name)}: {exc.filename}: {describe(exc)}")
             return 1
+
+    def call(self, function: FunctionDef, argv: list[str], io: StreamIO) -> int:
+        """Run a shell function with ``argv[1:]`` as its positional parameters."""
+        if len(self.frames) >= MAX_FUNCTION_DEPTH:
+            raise limit(f"functions nested more than {MAX_FUNCTION_DEPTH} deep")
+        self.budget.calls += 1
+        if self.budget.calls > MAX_FUNCTION_CALLS:
+            raise limit(f"more than {MAX_FUNCTION_CALLS} function calls")
+        saved_args, loops = self.args, self.loops
+        self.args, self.loops = argv[1:], 0
+        self.frames.append({})
+        try:
+            return self.run_node(function.body, io)
+        except ShellReturn as exc:
+            return exc.code
+        finally:
+            for variable, old in self.frames.pop().items():
+                if old is None:
+                    self.env.pop(variable, None)
+                else:
+                    self.env[variable] = old
+            self.args, self.loops = saved_args, loops
 
     # -- redirection -----------------------------------------------------
     def redirect(self, redirect: Redirect, targets: dict[int, Target], stdin: bytes) -> bytes:
@@ -353,6 +612,10 @@ class Shell:
             return action()
         except OSError as exc:
             raise OSError(exc.errno, describe(exc), name) from None
+
+
+def _escape_glob(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
 
 
 def _result(status: int, out: bytearray, err: bytearray, timed_out: bool, cap: int) -> ExecResult:

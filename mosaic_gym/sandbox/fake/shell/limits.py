@@ -48,6 +48,17 @@ MAX_EXPANSION_DEPTH = 32
 #: How deeply commands that run commands (env, timeout, nohup, xargs, find -exec,
 #: command) may nest.
 MAX_COMMAND_NESTING = 64
+#: How deeply shell functions may call each other (recursion included).
+MAX_FUNCTION_DEPTH = 24
+#: Function calls one command line may make in all (``f() { f | f; }`` is exponential).
+MAX_FUNCTION_CALLS = 20_000
+#: Loop iterations (``for``, ``while``, ``until``) one command line may run in all.
+MAX_LOOP_ITERATIONS = 100_000
+#: Bytes an archive or compressed stream may expand to (tar -x, gzip -d, zcat).
+MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
+#: Characters a sed pattern or hold space may hold, and commands one sed may execute.
+MAX_SED_SPACE = 16 * 1024 * 1024
+MAX_SED_STEPS = 2_000_000
 #: Members of one ``tr`` set after ranges and classes are expanded.
 MAX_TR_SET = 4096
 #: Entries (files and directories) the fake tree may hold.
@@ -142,4 +153,5 @@ def compile_regex(pattern: str, flags: int) -> Matcher:
 
 
 IGNORECASE = regex.IGNORECASE
+DOTALL = regex.DOTALL
 RegexError = regex.error

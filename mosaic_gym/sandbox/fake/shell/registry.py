@@ -6,7 +6,18 @@ from __future__ import annotations
 import posixpath
 from typing import TYPE_CHECKING
 
-from mosaic_gym.sandbox.fake.shell import builtins, changes, files, find, grep, net, printing, text
+from mosaic_gym.sandbox.fake.shell import (
+    archive,
+    builtins,
+    changes,
+    files,
+    find,
+    grep,
+    net,
+    printing,
+    sed,
+    text,
+)
 from mosaic_gym.sandbox.fake.shell.builtins import run_child
 from mosaic_gym.sandbox.fake.shell.streams import CommandFn, StreamIO, decode
 
@@ -89,6 +100,8 @@ COMMANDS: dict[str, CommandFn] = {
     **text.COMMANDS,
     **printing.COMMANDS,
     **net.COMMANDS,
+    **sed.COMMANDS,
+    **archive.COMMANDS,
     **builtins.BUILTINS,
     "which": which,
     "command": which,

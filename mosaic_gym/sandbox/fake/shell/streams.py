@@ -30,6 +30,23 @@ class ShellLimit(Exception):
     """A stream grew past :data:`MAX_STREAM_BYTES`; the whole command line stops."""
 
 
+class ShellBreak(Exception):
+    """``break N`` (``continue`` when ``resume``): unwinds N enclosing loops."""
+
+    def __init__(self, levels: int, *, resume: bool = False) -> None:
+        super().__init__(levels)
+        self.levels = levels
+        self.resume = resume
+
+
+class ShellReturn(Exception):
+    """``return N`` (ends the innermost function call)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 class ShellExit(Exception):
     """``exit N`` (stops the innermost shell)."""
 
@@ -52,6 +69,10 @@ class Budget:
     def __init__(self, timeout: float) -> None:
         self.clock = 0.0
         self.deadline = max(0.0, float(timeout))
+        #: Loop iterations run so far by this command line (all nested shells).
+        self.iterations = 0
+        #: Shell function calls made so far by this command line.
+        self.calls = 0
 
     def charge(self, seconds: float) -> None:
         """Advance the clock; raise ShellTimeout once it passes the deadline."""
@@ -60,22 +81,52 @@ class Budget:
             raise ShellTimeout(self.deadline)
 
 
+class Input:
+    """Standard input shared by the commands of a compound command, so that ``read``
+    in ``while read line; do ...; done < file`` consumes it line by line. Only ``read``
+    advances it; other commands see what is left without consuming it."""
+
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def rest(self) -> bytes:
+        return self.data[self.pos :] if self.pos else self.data
+
+
 class StreamIO:
-    """One command's standard streams: ``stdin`` bytes in, ``out``/``err`` buffers out."""
+    """One command's standard streams: ``stdin`` bytes in, ``out``/``err`` buffers out;
+    ``cursor`` is the shared input of an enclosing compound command, if any, and ``cap``
+    the most bytes ``out`` may hold (lower inside a command substitution)."""
 
-    __slots__ = ("budget", "stdin", "out", "err")
+    __slots__ = ("budget", "stdin", "out", "err", "cursor", "cap")
 
-    def __init__(self, budget: Budget, stdin: bytes, out: bytearray, err: bytearray) -> None:
+    def __init__(
+        self,
+        budget: Budget,
+        stdin: bytes,
+        out: bytearray,
+        err: bytearray,
+        cursor: Input | None = None,
+        cap: int = 0,
+    ) -> None:
         self.budget = budget
         self.stdin = stdin
         self.out = out
         self.err = err
+        self.cursor = cursor
+        self.cap = cap or MAX_STREAM_BYTES
 
     def write(self, data: bytes | str) -> None:
         """Append to stdout (str is UTF-8 encoded), charging the budget."""
         raw = encode(data) if isinstance(data, str) else data
         self.budget.charge(len(raw) * BYTE_COST_S)
-        if len(self.out) + len(raw) > MAX_STREAM_BYTES:
+        if len(self.out) + len(raw) > self.cap:
+            if self.cap < MAX_STREAM_BYTES:
+                raise ShellLimit(f"[resource limit: command substitution output exceeds "
+                                 f"{self.cap} bytes]")
             raise ShellLimit(f"output exceeds {MAX_STREAM_BYTES} bytes")
         self.out += raw
 

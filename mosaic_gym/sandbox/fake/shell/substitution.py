@@ -8,7 +8,9 @@ commands cost), starts from copies of the parent's variables and working directo
 nesting depth of ``sh -c``/``eval`` (:data:`~mosaic_gym.sandbox.fake.shell.streams.MAX_DEPTH`).
 
 Its output, trailing newlines removed, is bounded like any expansion
-(:data:`~mosaic_gym.sandbox.fake.shell.limits.MAX_EXPANSION_CHARS`); its standard error
+(:data:`~mosaic_gym.sandbox.fake.shell.limits.MAX_EXPANSION_CHARS`), while it is written:
+``$(seq 1 100000000)`` stops at that bound, not at the much larger stream bound; its
+standard error
 goes to the standard error of the command being expanded, and its status becomes
 ``$?`` for a command made only of assignments (``x=$(false)`` gives 1).
 """
@@ -30,7 +32,8 @@ def substitute(shell: Shell, source: str) -> str:
         raise limit(f"command substitution nested more than {MAX_DEPTH} deep")
     child = type(shell)(shell.sandbox, timeout=0.0, output_cap=shell.output_cap, parent=shell)
     out, err = bytearray(), bytearray()
-    status = child.run_source(source, StreamIO(shell.budget, b"", out, err))
+    capped = StreamIO(shell.budget, b"", out, err, cap=MAX_EXPANSION_CHARS)
+    status = child.run_source(source, capped)
     shell.substitution_status = status
     if len(shell.pending_err) + len(err) > MAX_STREAM_BYTES:
         raise limit(f"error output exceeds {MAX_STREAM_BYTES} bytes")

@@ -10,11 +10,21 @@ Grammar (a subset of POSIX sh)::
     script    := and_or ((';' | '&' | NEWLINE) and_or)*
     and_or    := pipeline (('&&' | '||') NEWLINE* pipeline)*
     pipeline  := ['!'] command ('|' NEWLINE* command)*
-    command   := (NAME=value)* (word | redirect)+
+    command   := simple | compound redirect*
+    simple    := (NAME=value)* (word | redirect)+
+    compound  := '(' list ')' | '{' list '}' | if | for | while | until | case
+    if        := 'if' list 'then' list ('elif' list 'then' list)* ['else' list] 'fi'
+    for       := 'for' NAME ['in' word*] (';' | NEWLINE) 'do' list 'done'
+    while     := ('while' | 'until') list 'do' list 'done'
+    case      := 'case' word 'in' (['('] word ('|' word)* ')' list ';;')* 'esac'
     redirect  := [fd] ('<' | '>' | '>>' | '>|' | '<&' | '>&' | '&>' | '&>>' | '<<' | '<<-') word
 
-Control flow (``if``, ``for``, ``while``, ``case``, functions), subshells and
-command substitution raise :class:`ShellUnsupported` before anything runs.
+    function  := NAME '(' ')' NEWLINE* compound redirect*
+
+Words carry ``$(...)``/backquote substitutions and ``$((...))`` arithmetic as their own
+segments. The ``function`` keyword, ``select``, ``[[``, ``time`` and ``coproc`` raise
+:class:`ShellUnsupported` before anything runs. Compound commands may nest at most
+:data:`MAX_SYNTAX_DEPTH` deep (a resource limit, not a Python recursion error).
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-SegmentKind = Literal["bare", "dq", "lit", "cmd", "dqcmd"]
+SegmentKind = Literal["bare", "dq", "lit", "cmd", "dqcmd", "arith"]
 #: Command substitutions (``$(...)``, backticks): unquoted, or inside double quotes.
 SUBSTITUTIONS = ("cmd", "dqcmd")
 
@@ -37,9 +47,19 @@ KEYWORDS = frozenset(
     {"if", "then", "else", "elif", "fi", "for", "while", "until", "do", "done", "case", "esac",
      "function", "select", "{", "}", "[[", "]]", "time", "coproc"}
 )  # fmt: skip
+_RESERVED = KEYWORDS | {"in"}
+#: Keywords that start a compound command this parser implements.
+COMPOUND_STARTS = frozenset({"if", "for", "while", "until", "case", "{"})
+#: Keywords that may only follow the start of a compound command.
+CLOSERS = frozenset({"then", "else", "elif", "fi", "do", "done", "esac", "}"})
+#: How deeply compound commands (``( ( ... ) )``, loops in loops) may nest in one script.
+MAX_SYNTAX_DEPTH = 48
 _PLAIN = re.compile(r"[^ \t\r\n'\"\\$`|&;<>()]+")
 _DQ_SPECIAL = re.compile(r'["\\`$]')
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: Segment kinds never merged with a neighbour of the same kind.
+_SEPARATE = ("cmd", "dqcmd", "arith")
 
 
 class ShellSyntaxError(Exception):
@@ -48,6 +68,10 @@ class ShellSyntaxError(Exception):
 
 class ShellUnsupported(Exception):
     """Valid shell syntax that this interpreter deliberately does not implement."""
+
+
+class SyntaxTooDeep(Exception):
+    """Compound commands nested past :data:`MAX_SYNTAX_DEPTH` (a resource limit)."""
 
 
 @dataclass(frozen=True)
@@ -104,8 +128,71 @@ class Command:
 
 
 @dataclass
+class Subshell:
+    """``( list )``: runs with copies of the variables, cwd and options."""
+
+    body: list[AndOr]
+    redirects: list[Redirect] = field(default_factory=list)
+
+
+@dataclass
+class Group:
+    """``{ list; }``: runs in the current shell."""
+
+    body: list[AndOr]
+    redirects: list[Redirect] = field(default_factory=list)
+
+
+@dataclass
+class If:
+    #: (condition, body) for ``if`` and each ``elif``.
+    clauses: list[tuple[list[AndOr], list[AndOr]]]
+    otherwise: list[AndOr] | None = None
+    redirects: list[Redirect] = field(default_factory=list)
+
+
+@dataclass
+class Loop:
+    """``while``/``until`` COND ``do`` BODY ``done``."""
+
+    until: bool
+    condition: list[AndOr]
+    body: list[AndOr]
+    redirects: list[Redirect] = field(default_factory=list)
+
+
+@dataclass
+class For:
+    name: str
+    #: The words after ``in``; ``None`` without ``in`` (the positional parameters: none).
+    words: list[Word] | None
+    body: list[AndOr]
+    redirects: list[Redirect] = field(default_factory=list)
+
+
+@dataclass
+class Case:
+    word: Word
+    items: list[tuple[list[Word], list[AndOr]]]
+    redirects: list[Redirect] = field(default_factory=list)
+
+
+@dataclass
+class FunctionDef:
+    """``NAME() COMPOUND``: defines a shell function (its redirections apply per call)."""
+
+    name: str
+    body: Subshell | Group | If | Loop | For | Case
+    redirects: list[Redirect] = field(default_factory=list)
+
+
+Compound = Subshell | Group | If | Loop | For | Case
+Node = Command | Compound | FunctionDef
+
+
+@dataclass
 class Pipeline:
-    commands: list[Command]
+    commands: list[Node]
     negate: bool = False
 
 
@@ -140,7 +227,7 @@ class _Lexer:
 
     def add(self, text: str, kind: SegmentKind) -> None:
         self.in_word = True
-        if self.segments and self.segments[-1].kind == kind and kind not in SUBSTITUTIONS:
+        if self.segments and self.segments[-1].kind == kind and kind not in _SEPARATE:
             text = self.segments.pop().text + text
         self.segments.append(Segment(text, kind))
 
@@ -216,10 +303,18 @@ class _Lexer:
         return "$"
 
     def substitution(self, kind: SegmentKind) -> None:
-        """``$(...)`` at ``self.i``: its source becomes one segment, run at expansion."""
-        if self.s.startswith("$((", self.i):
-            raise ShellUnsupported("arithmetic expansion $((...)) is not supported")
-        end = _closing_paren(self.s, self.i + 2)
+        """``$(...)`` at ``self.i``: its source becomes one segment, run at expansion;
+        ``$((...))`` becomes an ``arith`` segment (evaluated at expansion)."""
+        end = closing_paren(self.s, self.i + 2)
+        if self.s.startswith("$((", self.i) and self.s[end - 1] == ")":
+            try:
+                inner = closing_paren(self.s, self.i + 3)
+            except ShellSyntaxError:
+                inner = -1
+            if inner == end - 1:
+                self.add(self.s[self.i + 3 : end - 1], "arith")
+                self.i = end + 1
+                return
         self.add(self.s[self.i + 2 : end], kind)
         self.i = end + 1
 
@@ -308,6 +403,7 @@ class _Parser:
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.pos = 0
+        self.depth = 0
 
     def peek(self) -> Token | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -315,6 +411,15 @@ class _Parser:
     def peek_op(self) -> str | None:
         token = self.peek()
         return token.op if isinstance(token, Operator) else None
+
+    def peek_keyword(self) -> str | None:
+        """The reserved word at the current position, if the next token is one."""
+        token = self.tokens[self.pos] if self.pos < len(self.tokens) else None
+        if type(token) is Word and len(token.segments) == 1:  # hot: once per command
+            segment = token.segments[0]
+            if segment.kind == "bare" and segment.text in _RESERVED:
+                return segment.text
+        return None
 
     def skip_newlines(self) -> None:
         while self.peek_op() == "\n":
@@ -327,17 +432,35 @@ class _Parser:
             shown = shown.op
         elif isinstance(shown, Word):
             shown = shown.raw
+        if token is None:
+            return ShellSyntaxError("syntax error: unexpected end of file")
         return ShellSyntaxError(f"syntax error near unexpected token `{shown}'")
 
     def script(self) -> Script:
+        items = self.compound_list(frozenset())
+        if self.peek() is not None:
+            raise self.unexpected()
+        return items
+
+    def compound_list(self, terminators: frozenset[str], *, stop_at_case: bool = False) -> Script:
+        """``and_or`` items separated by ``;``/``&``/newlines, up to a terminator word
+        (or ``)``/``;;`` when ``stop_at_case``), which is left unconsumed."""
         items: Script = []
         self.skip_newlines()
-        while self.peek() is not None:
+        while self.pos < len(self.tokens):
+            op = self.peek_op()
+            if op == ")" or (stop_at_case and op == ";;"):
+                break
+            if terminators and self.peek_keyword() in terminators:
+                break
             items.append(self.and_or())
-            if self.peek_op() in (";", "&", "\n"):
+            op = self.peek_op()
+            if op in (";", "&", "\n"):
                 self.pos += 1
                 self.skip_newlines()
-            elif self.peek() is not None:
+            elif self.pos < len(self.tokens) and op not in (")", ";;") and not (
+                terminators and self.peek_keyword() in terminators
+            ):
                 raise self.unexpected()
         return items
 
@@ -362,7 +485,161 @@ class _Parser:
             commands.append(self.command())
         return Pipeline(commands, negate)
 
-    def command(self) -> Command:
+    def command(self) -> Node:
+        keyword = self.peek_keyword()
+        if self.peek_op() == "(" or keyword in COMPOUND_STARTS:
+            self.depth += 1
+            if self.depth > MAX_SYNTAX_DEPTH:
+                raise SyntaxTooDeep(f"compound commands nested more than {MAX_SYNTAX_DEPTH} deep")
+            try:
+                node = self.compound(keyword)
+            finally:
+                self.depth -= 1
+            self.redirects(node.redirects)
+            return node
+        if keyword is not None:
+            if keyword in CLOSERS:
+                raise self.unexpected()
+            raise ShellUnsupported(f"shell keyword '{keyword}' is not supported")
+        return self.simple()
+
+    def expect(self, keyword: str) -> None:
+        if self.peek_keyword() != keyword:
+            raise self.unexpected()
+        self.pos += 1
+
+    def compound(self, keyword: str | None) -> Compound:
+        if keyword is None:  # "("
+            self.pos += 1
+            body = self.compound_list(frozenset())
+            if self.peek_op() != ")":
+                raise self.unexpected()
+            self.pos += 1
+            return Subshell(self.nonempty(body))
+        self.pos += 1
+        if keyword == "{":
+            body = self.compound_list(frozenset({"}"}))
+            self.expect("}")
+            return Group(self.nonempty(body))
+        if keyword == "if":
+            return self.if_clause()
+        if keyword in ("while", "until"):
+            condition = self.nonempty(self.compound_list(frozenset({"do"})))
+            return Loop(keyword == "until", condition, self.do_group())
+        if keyword == "for":
+            return self.for_clause()
+        return self.case_clause()
+
+    def nonempty(self, body: Script) -> Script:
+        if not body:
+            raise self.unexpected()
+        return body
+
+    def do_group(self) -> Script:
+        self.expect("do")
+        body = self.nonempty(self.compound_list(frozenset({"done"})))
+        self.expect("done")
+        return body
+
+    def if_clause(self) -> If:
+        clauses = []
+        otherwise = None
+        while True:
+            condition = self.nonempty(self.compound_list(frozenset({"then"})))
+            self.expect("then")
+            body = self.nonempty(self.compound_list(frozenset({"elif", "else", "fi"})))
+            clauses.append((condition, body))
+            word = self.peek_keyword()
+            self.pos += 1
+            if word == "elif":
+                continue
+            if word == "else":
+                otherwise = self.nonempty(self.compound_list(frozenset({"fi"})))
+                self.expect("fi")
+            elif word != "fi":
+                self.pos -= 1
+                raise self.unexpected()
+            return If(clauses, otherwise)
+
+    def for_clause(self) -> For:
+        token = self.peek()
+        if not isinstance(token, Word) or not _NAME.match(token.raw) or not token.is_bare:
+            raise ShellSyntaxError("Bad for loop variable")
+        self.pos += 1
+        words: list[Word] | None = None
+        self.skip_newlines()
+        if self.peek_keyword() == "in":
+            self.pos += 1
+            words = []
+            while isinstance(word := self.peek(), Word):
+                words.append(word)
+                self.pos += 1
+        if self.peek_op() == ";":
+            self.pos += 1
+        self.skip_newlines()
+        return For(token.raw, words, self.do_group())
+
+    def case_clause(self) -> Case:
+        word = self.peek()
+        if not isinstance(word, Word):
+            raise self.unexpected()
+        self.pos += 1
+        self.skip_newlines()
+        self.expect("in")
+        items: list[tuple[list[Word], Script]] = []
+        self.skip_newlines()
+        while self.peek_keyword() != "esac":
+            if self.peek() is None:
+                raise self.unexpected()
+            if self.peek_op() == "(":
+                self.pos += 1
+            patterns: list[Word] = []
+            while True:
+                pattern = self.peek()
+                if not isinstance(pattern, Word):
+                    raise self.unexpected()
+                patterns.append(pattern)
+                self.pos += 1
+                if self.peek_op() != "|":
+                    break
+                self.pos += 1
+            if self.peek_op() != ")":
+                raise self.unexpected()
+            self.pos += 1
+            body = self.compound_list(frozenset({"esac"}), stop_at_case=True)
+            items.append((patterns, body))
+            if self.peek_op() == ";;":
+                self.pos += 1
+                self.skip_newlines()
+            elif self.peek_keyword() != "esac":
+                raise self.unexpected()
+        self.pos += 1
+        return Case(word, items)
+
+    def function(self, name: Word) -> FunctionDef:
+        """``NAME ( ) body``: the name is read, ``(`` is next."""
+        self.pos += 1
+        if self.peek_op() != ")" or not name.is_bare or not _NAME.match(name.raw):
+            raise self.unexpected()
+        self.pos += 1
+        self.skip_newlines()
+        keyword = self.peek_keyword()
+        if not (self.peek_op() == "(" or keyword in COMPOUND_STARTS):
+            raise self.unexpected()
+        body = self.command()
+        assert not isinstance(body, Command | FunctionDef)
+        return FunctionDef(name.raw, body)
+
+    def redirects(self, into: list[Redirect]) -> None:
+        while isinstance(token := self.peek(), Operator) and token.op in REDIRECTS:
+            self.pos += 1
+            target = self.peek()
+            if not isinstance(target, Word | HereDoc):
+                raise self.unexpected()
+            self.pos += 1
+            into.append(Redirect(token.op, _default_fd(token), target))
+
+    def simple(self) -> Command | FunctionDef:
         command = Command()
         while (token := self.peek()) is not None:
             if isinstance(token, Word):
@@ -372,10 +649,6 @@ class _Parser:
                     name = first.text.partition("=")[0]
                     command.assignments.append((name, _strip_prefix(token, len(name) + 1)))
                     continue
-                if not command.words and token.is_bare and token.raw in KEYWORDS:
-                    raise ShellUnsupported(
-                        f"shell keyword '{token.raw}' is not supported (no control flow)"
-                    )
                 command.words.append(token)
             elif isinstance(token, Operator) and token.op in REDIRECTS:
                 self.pos += 1
@@ -384,8 +657,10 @@ class _Parser:
                     raise self.unexpected()
                 self.pos += 1
                 command.redirects.append(Redirect(token.op, _default_fd(token), target))
-            elif isinstance(token, Operator) and token.op in ("(", ")"):
-                raise ShellUnsupported("subshells and grouping with ( ) are not supported")
+            elif isinstance(token, Operator) and token.op == "(":
+                if len(command.words) == 1 and not (command.assignments or command.redirects):
+                    return self.function(command.words[0])
+                raise self.unexpected()
             else:
                 break
         if not (command.words or command.assignments or command.redirects):
@@ -412,7 +687,7 @@ def _strip_prefix(word: Word, count: int) -> Word:
     return Word(tuple(segments))
 
 
-def _closing_paren(s: str, start: int) -> int:
+def closing_paren(s: str, start: int) -> int:
     """Index of the ``)`` closing a ``$(`` whose body starts at ``start``.
 
     Linear scan: quotes are skipped whole (so ``$(echo ")")`` works), backslashes
