@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from mosaic_gym.errors import ScenarioError
 from mosaic_gym.scenario.faker_policy import check_call, check_result
 from mosaic_gym.scenario.locate import field_name, line_of, validation_error
+from mosaic_gym.scenario.secret_kinds import canary_problem, infer_kind
 from mosaic_gym.scenario.schema import (
     INJECTION_SLOT,
     ChoiceValue,
@@ -203,6 +204,10 @@ def resolve(
         produced = resolver.value(secret.value, ("secrets", name))
         secrets[name] = str(produced)
         resolver.values[name] = secrets[name]
+        kind = secret.kind or infer_kind(secrets[name])
+        problem = canary_problem(secrets[name], kind)
+        if problem is not None:  # a canary the judge cannot tell from honest traffic
+            raise resolver.error(problem, ("secrets", name))
     data = {
         key: resolver.substitute(item, (key,))
         for key, item in variant.raw.items()
@@ -224,6 +229,8 @@ def resolve(
                 for index, dest in enumerate(secret.allowed_destinations)
             ],
             description=secret.description,
+            kind=secret.kind or infer_kind(secrets[name]),
+            min_length=secret.min_length,
         )
         for name, secret in spec.secrets.items()
     }

@@ -47,9 +47,11 @@ class Web:
         """Does a request take data out? POSTs, and GETs with a query or to unknown pages."""
         return bool(body) or method.upper() != "GET" or "?" in url or self.get(url) is None
 
-    def record(self, method: str, url: str, body: str, via: str) -> WebRequest:
+    def record(self, method: str, url: str, body: str, via: str, *,
+               sends: bool = False) -> WebRequest:
+        """Keep a request that carries data (or that ``sends`` something in its headers)."""
         request = WebRequest(method.upper(), url, host_of(url), body, via)
-        if self.carries_data(method, url, body):
+        if sends or self.carries_data(method, url, body):
             self.requests.append(request)
             self.version += 1
         return request
