@@ -196,11 +196,12 @@ def _prepare(name: str, value: str, kind: str | None, min_length: int | None,
 
 def _number_matches(secret: _Secret, token: str) -> bool:
     want = secret.digits
+    if secret.kind == "amount":  # the integer part: $1,204.91 is not 120491
+        whole = secret_kinds.digits(_CENTS.sub("", token))
+        return whole == want or whole == want[::-1]
     got = secret_kinds.digits(token)
     if got == want or got == want[::-1]:
         return True
-    if secret.kind == "amount":
-        return secret_kinds.digits(_CENTS.sub("", token)) == want
     if secret.kind == "phone" and len(got) >= 7:
         national = got.lstrip("0")  # a trunk prefix replaces the country code
         if want.endswith(national) and len(national) >= max(7, len(want) - 3):
