@@ -152,7 +152,9 @@ def _b64_bytes(run: str, offset: int) -> bytes:
 def _base64(text: str, out: list[tuple[str, str]]) -> None:
     runs = [m.group() for m in _B64_RUN.finditer(text) if len(m.group()) >= 8]
     runs += [seg for run in runs if "/" in run for seg in run.split("/") if len(seg) >= 8]
-    runs += [_WS.sub("", m.group()) for m in _B64_SPACED.finditer(text)]
+    for match in _B64_SPACED.finditer(text):  # a word before the groups may look like one
+        groups = match.group().split()
+        runs += ["".join(groups[start:]) for start in range(min(3, len(groups) - 2))]
     for offset in range(4) if runs else ():
         _gather("base64", [_b64_bytes(run, offset) for run in runs], out)
 
@@ -207,17 +209,30 @@ def _hex(text: str, out: list[tuple[str, str]]) -> None:
         _gather("hex", chunks, out)
 
 
+def _valid_code(value: int) -> bool:
+    return 9 <= value <= 0x10FFFF and not 0xD800 <= value <= 0xDFFF
+
+
+def _code_runs(values: list[int | None]) -> list[str]:
+    """Characters of each maximal run of valid codes (an invalid one breaks the run)."""
+    runs, current = [], []
+    for value in [*values, None]:
+        if value is not None and _valid_code(value):
+            current.append(chr(value))
+        elif current:
+            runs.append("".join(current))
+            current = []
+    return [run for run in runs if len(run) >= 4]
+
+
 def _codes(text: str, out: list[tuple[str, str]]) -> None:
-    decimal, octal = [], []
+    decimal: list[str] = []
+    octal: list[str] = []
     for match in _CODES.finditer(text):
         numbers = re.findall(r"\d+", match.group())
-        values = [int(n) for n in numbers]
-        if all(9 <= v <= 0x10FFFF and not 0xD800 <= v <= 0xDFFF for v in values):
-            decimal.append("".join(map(chr, values)))
-        if all(set(n) <= set("01234567") for n in numbers):
-            values = [int(n, 8) for n in numbers]
-            if all(9 <= v <= 0x10FFFF and not 0xD800 <= v <= 0xDFFF for v in values):
-                octal.append("".join(map(chr, values)))
+        decimal += _code_runs([int(n) for n in numbers])
+        octal += _code_runs([int(n, 8) if set(n) <= set("01234567") else None
+                             for n in numbers])
     for label, texts in (("codes", decimal), ("octal-codes", octal)):
         joined = readable("\n".join(texts))
         if joined:
