@@ -59,6 +59,7 @@ _B32_RUN = re.compile(r"[A-Z2-7]{8,}=*|[a-z2-7]{8,}=*")
 _B85_RUN = re.compile(r"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]{10,}")
 _A85_RUN = re.compile(r"<~[!-uz\s]+~>|[!-uz]{10,}")
 _PUNCT = re.compile(r"[^A-Za-z0-9+/=]")
+_DISTINCT = re.compile(r"[!#$%&()*;<>?@^`{|}~\"',.\[\]\\]")  # rare in base64, UUIDs, words
 _HEX_RUN = re.compile(r"[0-9A-Fa-f]{8,}")
 _HEX_PAIRS = re.compile(r"[0-9A-Fa-f]{2}(?:[ :,-][0-9A-Fa-f]{2}){3,}")
 _HEX_ESC = re.compile(r"(?:\\x[0-9A-Fa-f]{2}){2,}")
@@ -95,6 +96,28 @@ def readable(decoded: str) -> str:
     return decoded if junk * 10 < len(decoded) else ""
 
 
+_CONTROL_BYTES = bytes([*range(0, 9), *range(14, 32), 127])
+
+
+def readable_utf8(data: bytes) -> str:
+    """``data`` as UTF-8 if it reads as text (under 10 % control bytes or bad sequences)."""
+    controls = len(data) - len(data.translate(None, _CONTROL_BYTES))
+    if controls * 10 >= len(data):
+        return ""
+    text = data.decode("utf-8", "replace")
+    junk = controls + text.count("\ufffd")
+    return text if junk * 10 < len(text) else ""
+
+
+def _mixed(run: str) -> bool:
+    """Could this run be base64/base85 of something? (Not a plain word or number.)"""
+    if run.islower() or run.isdigit():
+        return False
+    if run.isupper():
+        return not run.isalpha()
+    return not (run[:1].isupper() and run[1:].islower())
+
+
 def _inflate(data: bytes, wbits: int) -> bytes:
     try:
         engine = zlib.decompressobj(wbits)
@@ -108,7 +131,7 @@ def byte_readings(data: bytes) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     if len(data) < 2:
         return found
-    text = readable(data.decode("utf-8", "replace"))
+    text = readable_utf8(data)
     if text:
         found.append(("", text))
     if data[:2] == b"\x1f\x8b":
@@ -135,6 +158,8 @@ def _gather(label: str, chunks: list[bytes], out: list[tuple[str, str]]) -> None
     """Decoded byte chunks -> one text per reading label, joined by newlines."""
     by_label: dict[str, list[str]] = {}
     for chunk in chunks:
+        if len(chunk) < 2:
+            continue
         for extra, text in byte_readings(chunk):
             by_label.setdefault(label + ("+" + extra if extra else ""), []).append(text)
     out.extend((name, "\n".join(texts)) for name, texts in by_label.items())
@@ -150,19 +175,27 @@ def _b64_bytes(run: str, offset: int) -> bytes:
 
 
 def _base64(text: str, out: list[tuple[str, str]]) -> None:
-    runs = [m.group() for m in _B64_RUN.finditer(text) if len(m.group()) >= 8]
+    runs = [m.group() for m in _B64_RUN.finditer(text) if len(m.group()) >= 8
+            and _mixed(m.group())]
     runs += [seg for run in runs if "/" in run for seg in run.split("/") if len(seg) >= 8]
     for match in _B64_SPACED.finditer(text):  # a word before the groups may look like one
         groups = match.group().split()
         runs += ["".join(groups[start:]) for start in range(min(3, len(groups) - 2))]
     for offset in range(4) if runs else ():
-        _gather("base64", [_b64_bytes(run, offset) for run in runs], out)
+        # A long run is read at offset 0 and at the offset that aligns it to its end (where
+        # the padding is); short runs, where a glued prefix is likely, at all four.
+        chunks = [_b64_bytes(run, offset) for run in runs
+                  if len(run) <= 64 or offset in (0, len(_NEWLINES.sub("", run).rstrip("=")) % 4)]
+        _gather("base64", chunks, out)
 
 
 def _base32(text: str, out: list[tuple[str, str]]) -> None:
     chunks = []
     for match in _B32_RUN.finditer(text):
-        run = match.group().rstrip("=").upper()
+        run = match.group().rstrip("=")
+        if run.islower() and len(run) < 24 and not any(ch.isdigit() for ch in run):
+            continue  # an ordinary lower-case word
+        run = run.upper()
         run = run[: len(run) - len(run) % 8] if len(run) % 8 in (1, 3, 6) else run
         try:
             chunks.append(base64.b32decode(run + "=" * (-len(run) % 8)))
@@ -176,14 +209,14 @@ def _base85(text: str, out: list[tuple[str, str]]) -> None:
     b85, a85 = [], []
     for match in _B85_RUN.finditer(text):
         run = match.group()
-        if len(run) <= 64 or _PUNCT.search(run):
+        if len(run) <= 40 and _mixed(run) or _DISTINCT.search(run):
             try:
                 b85.append(base64.b85decode(run))
             except ValueError:
                 pass
     for match in _A85_RUN.finditer(text):
         run = match.group()
-        if len(run) <= 64 or _PUNCT.search(run):
+        if len(run) <= 40 and (_mixed(run) or _PUNCT.search(run)) or _DISTINCT.search(run):
             try:
                 a85.append(base64.a85decode(run, adobe=run.startswith("<~")))
             except ValueError:
@@ -344,3 +377,11 @@ def views(text: str) -> tuple[list[View], bool]:
         out = out + deeper
         frontier = deeper
     return out, truncated
+
+
+def light_views(text: str) -> tuple[list[View], bool]:
+    """``text`` and its URL decoding: what reassembled streams of pieces are searched in."""
+    found: list[tuple[str, str]] = []
+    if "%" in text:
+        _url(text, found)
+    return [((), text), *(((label,), decoded) for label, decoded in found)], False

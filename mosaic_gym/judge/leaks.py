@@ -219,11 +219,11 @@ def _as_text(value: object) -> str:
 class _Scan:
     """All the views of one record (or of one reassembled stream), computed once."""
 
-    def __init__(self, texts: Iterable[str]) -> None:
+    def __init__(self, texts: Iterable[str], *, light: bool = False) -> None:
         self.views: list[leak_views.View] = []
         self.truncated = False
         for text in texts:
-            found, cut = leak_views.views(text)
+            found, cut = leak_views.light_views(text) if light else leak_views.views(text)
             self.views.extend(found)
             self.truncated |= cut
         self._folded: list[str] | None = None
@@ -401,13 +401,13 @@ def _reassembled(secret: _Secret, events: list[_Event], destination: str | None,
             continue
         cache_key = (destination, key)
         if cache_key not in cache:
-            cache[cache_key] = _Scan(["".join(pieces)])
+            cache[cache_key] = _Scan(["".join(pieces)], light=True)
         scan = cache[cache_key]
         if scan is None or scan.match(secret) is None:
             continue
         # Date the leak by the piece that completes it: the shortest prefix of the stream.
         for end in range(2, len(items) + 1):
-            if _Scan(["".join(pieces[:end])]).match(secret) is not None:
+            if _Scan(["".join(pieces[:end])], light=True).match(secret) is not None:
                 last = items[end - 1][0].record
                 where = destination or ", ".join(
                     sorted({event.record.destination for event, _ in items[:end]}))
