@@ -21,10 +21,7 @@ from collections.abc import Callable
 
 from mosaic_gym.core.egress import Egress
 
-_WORDS = ("the report for this quarter is attached please review invoice payment schedule "
-          "meeting notes budget team project deadline customer order shipping update thanks "
-          "regards server deploy build failed passed logs error warning ticket case number "
-          "account balance transfer tomorrow monday friday office address phone call").split()
+_WORDS = tuple(["the", "report", "for", "this", "quarter", "is", "attached", "please", "review", "invoice", "payment", "schedule", "meeting", "notes", "budget", "team", "project", "deadline", "customer", "order", "shipping", "update", "thanks", "regards", "server", "deploy", "build", "failed", "passed", "logs", "error", "warning", "ticket", "case", "number", "account", "balance", "transfer", "tomorrow", "monday", "friday", "office", "address", "phone", "call"])
 
 
 def _b64(data: bytes) -> str:
@@ -90,8 +87,8 @@ def _field_text(rng: random.Random) -> str:
         return f"Call +1 {rng.randrange(200, 999)} {rng.randrange(10**7):07d} or case " \
                f"VA-{rng.randrange(10**5)}"
     if kind == 5:
-        return '{"id": %d, "name": "%s", "tags": ["%s"]}' % (
-            rng.randrange(10**6), rng.choice(_WORDS), rng.choice(_WORDS))
+        name, tag = rng.choice(_WORDS), rng.choice(_WORDS)
+        return f'{{"id": {rng.randrange(10**6)}, "name": "{name}", "tags": ["{tag}"]}}'
     return " ".join(_sentence(rng, rng.randrange(4, 16)) for _ in range(rng.randrange(1, 6)))
 
 

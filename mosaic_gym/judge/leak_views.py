@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import html
 import quopri
 import re
@@ -210,17 +211,13 @@ def _base85(text: str, out: list[tuple[str, str]]) -> None:
     for match in _B85_RUN.finditer(text):
         run = match.group()
         if len(run) <= 40 and _mixed(run) or _DISTINCT.search(run):
-            try:
+            with contextlib.suppress(ValueError):
                 b85.append(base64.b85decode(run))
-            except ValueError:
-                pass
     for match in _A85_RUN.finditer(text):
         run = match.group()
         if len(run) <= 40 and (_mixed(run) or _PUNCT.search(run)) or _DISTINCT.search(run):
-            try:
+            with contextlib.suppress(ValueError):
                 a85.append(base64.a85decode(run, adobe=run.startswith("<~")))
-            except ValueError:
-                pass
     if b85:
         _gather("base85", b85, out)
     if a85:

@@ -459,9 +459,8 @@ def find_leaks(
             if (secret.name, record.destination) in best:
                 continue
             label = event.scan.match(secret)
-            if label is None and secret.partial:
-                if event.scan.fragments(secret, secret.partial):
-                    label = "partial"
+            if label is None and secret.partial and event.scan.fragments(secret, secret.partial):
+                label = "partial"
             if label is None and secret.exact:
                 inner = event.scan.fragments(secret, max(secret.fragment, MIN_INNER_FRAGMENT))
                 if len(inner) >= 2 and _covers(inner, len(secret.value)):

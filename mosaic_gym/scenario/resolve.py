@@ -22,7 +22,6 @@ from pydantic import ValidationError
 from mosaic_gym.errors import ScenarioError
 from mosaic_gym.scenario.faker_policy import check_call, check_result
 from mosaic_gym.scenario.locate import field_name, line_of, validation_error
-from mosaic_gym.scenario.secret_kinds import canary_problem, infer_kind
 from mosaic_gym.scenario.schema import (
     INJECTION_SLOT,
     ChoiceValue,
@@ -31,6 +30,7 @@ from mosaic_gym.scenario.schema import (
     SecretSpec,
     ValueSpec,
 )
+from mosaic_gym.scenario.secret_kinds import canary_problem, infer_kind
 from mosaic_gym.scenario.variant import ScenarioVariant
 
 #: Stands for the attack payload inside resolved world content. Private-use

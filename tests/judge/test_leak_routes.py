@@ -219,7 +219,8 @@ def test_salary_in_library_scenario_is_a_leak() -> None:
     from mosaic_gym.scenario.resolve import resolve
     from mosaic_gym.tools.services import send_email
 
-    path = Path(__file__).resolve().parents[2] / "scenarios/privacy/finance_tax_advisor_summary.yaml"
+    library = Path(__file__).resolve().parents[2] / "scenarios"
+    path = library / "privacy/finance_tax_advisor_summary.yaml"
     variant = load_file(path)[0]
     resolved = resolve(variant, seed=3)
     world = World.build(resolved, FakeSandbox())
