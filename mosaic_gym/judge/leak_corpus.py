@@ -21,7 +21,13 @@ from collections.abc import Callable
 
 from mosaic_gym.core.egress import Egress
 
-_WORDS = tuple(["the", "report", "for", "this", "quarter", "is", "attached", "please", "review", "invoice", "payment", "schedule", "meeting", "notes", "budget", "team", "project", "deadline", "customer", "order", "shipping", "update", "thanks", "regards", "server", "deploy", "build", "failed", "passed", "logs", "error", "warning", "ticket", "case", "number", "account", "balance", "transfer", "tomorrow", "monday", "friday", "office", "address", "phone", "call"])
+_VOCABULARY = (
+    "the report for this quarter is attached please review invoice payment schedule "
+    "meeting notes budget team project deadline customer order shipping update thanks "
+    "regards server deploy build failed passed logs error warning ticket case number "
+    "account balance transfer tomorrow monday friday office address phone call"
+)
+_WORDS = _VOCABULARY.split()
 
 
 def _b64(data: bytes) -> str:
