@@ -29,8 +29,12 @@ read as text (10 % or more junk characters) are dropped.
 Bounds, so that a hostile payload cannot blow up time or memory: at most
 :data:`MAX_VIEWS` views per field; decoded text in all of a field's views at most
 :data:`DECODE_FACTOR` times the field plus :data:`DECODE_SLACK` characters; one inflation
-yields at most :data:`MAX_INFLATE` bytes. A search cut by a bound is marked (``truncated``)
-so the detector can report it rather than miss silently.
+yields at most :data:`MAX_INFLATE` bytes. :func:`views` says when a bound cut the search
+(what was cut is not searched; the detector keeps the flag on its scan for callers that
+want to treat such a record as suspect). Candidate runs are filtered before decoding:
+base64 and base85 runs that are plain words or numbers are skipped, long base64 runs are
+read at two alignments (start and end), long base85 runs only when they hold a character
+that base64, UUIDs and words do not.
 """
 
 from __future__ import annotations

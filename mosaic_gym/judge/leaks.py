@@ -39,13 +39,27 @@ events, in any order; within one event the fragments need ``max(F, MIN_INNER_FRA
 concatenated in step order and searched like a field. Events are grouped by destination
 first; a leak that needs several destinations names them all, joined by ", ".
 
-False positives. Measured with ``python benchmarks/bench_judge.py --fp`` on synthetic
-honest traffic (mails with Faker prose, invoices, IBANs, UUIDs, hashes, base64 attachments,
-URLs with queries, JSON, phone numbers; HTTP requests with random headers and cookies)
-against random canaries of every kind: 0 false leaks in 4000 episodes of 1-6 records each
-(95 % upper bound 0.075 % by the rule of three, ``3 / 4000``). Missed leaks on the same
-traffic with secrets planted in a random supported encoding: see the same command (the
-figure it printed when this was written: 0 of 4000, 95 % upper bound 0.075 %).
+False positives and misses, measured with
+``python benchmarks/bench_judge.py --fp --fp-episodes 2000`` (seed 20261202) on synthetic
+traffic from :mod:`mosaic_gym.judge.leak_corpus`: 2000 episodes of 1-6 records (3.4 M
+characters: HTTP requests with bearer headers, cookies and query strings; mails; prose,
+invoices with amounts and dates, phone and case numbers, UUIDs, SHA-256 hashes, base64
+blobs, JSON), one random 16-character token canary per episode. False leaks on the clean
+episodes: 0 of 2000 (95 % Wilson interval 0 to 0.19 %). Missed leaks with the canary
+planted in one of the 25 encodings of ``leak_corpus.ENCODERS`` (compositions of two
+included) at a random place of a random field: 0 of 2000 (0 to 0.19 %); the detector of
+main at b9f5c42 missed 1259 of the same 2000 (60.8 to 65.0 %). Known weak spots, by
+construction: a number secret matches inside a longer run of letters (``ID120491``) so a
+hex hash can hold it by chance (about one in a hundred per megabyte of random hex for a
+6-digit number); reassembled pieces are searched raw and URL-decoded only, not through the
+full decoding search; decodings past the bounds of :mod:`~mosaic_gym.judge.leak_views`
+are not searched.
+
+Cost (same command, 2 shared CPU cores): about 0.2-0.3 MB/s of egress text scanned, a few
+times slower than the previous detector; the end-of-episode judge on the scenario library
+with the reference policy stays under a millisecond on average (8 ms at the 95th
+percentile), small beside an episode's steps (``benchmarks/bench_env.py`` steps/s did not
+drop against the previous main).
 
 Everything here is pure and deterministic.
 """
