@@ -72,6 +72,10 @@ _OCT_ESC = re.compile(r"(?:\\[0-7]{1,3}){2,}")
 _CODES = re.compile(r"(?<![\d.])\d{1,7}(?:[ ,;:]\s*\d{1,7}){3,}(?![\d.])")
 _UNI_ESC = re.compile(r"\\u\{([0-9A-Fa-f]{1,6})\}|\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")
 _QP = re.compile(r"=[0-9A-F]{2}|=\r?\n")
+_ESC = r"(?:&#?[A-Za-z0-9]{1,8};|\\(?:u\{?[0-9A-Fa-f]|U[0-9A-Fa-f]|x[0-9A-Fa-f]|[0-7]))"
+_ESCAPED_RUN = re.compile(rf"\S*?{_ESC}\S*(?:\s+\S*?{_ESC}\S*)*")
+_QP_RUN = re.compile(r"(?:[^\s=]*(?:=[0-9A-F]{2}|=\r?\n))+[^\s=]*")
+_NON_ASCII_RUN = re.compile(r"\S*?[^\x00-\x7f]\S*(?:\s+\S*?[^\x00-\x7f]\S*)*")
 _URL_ESCAPES = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 _JUNK = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\ufffd]")
 _WS = re.compile(r"\s+")
@@ -286,7 +290,14 @@ def _unicode_escape(match: re.Match[str]) -> str:
     return chr(value) if value <= 0x10FFFF and not 0xD800 <= value <= 0xDFFF else "\ufffd"
 
 
+def _spans(pattern: re.Pattern[str], text: str) -> str:
+    """The runs of ``pattern`` in ``text``, one per line: a decoder that rewrites characters
+    in place decodes only these, so its view is no bigger than what it changes."""
+    return "\n".join(match.group() for match in pattern.finditer(text))
+
+
 def _escapes(text: str, out: list[tuple[str, str]]) -> None:
+    text = _spans(_ESCAPED_RUN, text)
     decoded = text
     if "&" in decoded:
         decoded = html.unescape(decoded)
@@ -313,6 +324,7 @@ def _url(text: str, out: list[tuple[str, str]]) -> None:
 
 
 def _quoted_printable(text: str, out: list[tuple[str, str]]) -> None:
+    text = _spans(_QP_RUN, text)
     try:
         data = quopri.decodestring(text.encode("utf-8", "surrogatepass"))
     except (ValueError, binascii.Error):
@@ -323,6 +335,7 @@ def _quoted_printable(text: str, out: list[tuple[str, str]]) -> None:
 
 
 def _unicode(text: str, out: list[tuple[str, str]]) -> None:
+    text = _spans(_NON_ASCII_RUN, text)
     decoded = unicodedata.normalize("NFKC", _ZERO_WIDTH.sub("", text)).translate(_LOOKALIKES)
     if decoded != text:
         out.append(("unicode", decoded))
@@ -347,7 +360,7 @@ def decode_layer(text: str) -> list[tuple[str, str]]:
     if "\x00" in text:
         found.append(("utf16", text.replace("\x00", "")))
     if _B64_LIKE.search(text):
-        found.append(("rot13", rot13(text)))
+        found.append(("rot13", rot13(_spans(_B64_LIKE, text))))
     return [(label, decoded) for label, decoded in found if decoded.strip()]
 
 
