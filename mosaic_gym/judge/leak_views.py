@@ -73,9 +73,9 @@ _CODES = re.compile(r"(?<![\d.])\d{1,7}(?:[ ,;:]\s*\d{1,7}){3,}(?![\d.])")
 _UNI_ESC = re.compile(r"\\u\{([0-9A-Fa-f]{1,6})\}|\\u([0-9A-Fa-f]{4})|\\U([0-9A-Fa-f]{8})")
 _QP = re.compile(r"=[0-9A-F]{2}|=\r?\n")
 _ESC = r"(?:&#?[A-Za-z0-9]{1,8};|\\(?:u\{?[0-9A-Fa-f]|U[0-9A-Fa-f]|x[0-9A-Fa-f]|[0-7]))"
-_ESCAPED_RUN = re.compile(rf"\S*?{_ESC}\S*(?:\s+\S*?{_ESC}\S*)*")
-_QP_RUN = re.compile(r"(?:[^\s=]*(?:=[0-9A-F]{2}|=\r?\n))+[^\s=]*")
-_NON_ASCII_RUN = re.compile(r"\S*?[^\x00-\x7f]\S*(?:\s+\S*?[^\x00-\x7f]\S*)*")
+_ESCAPED_RUN = re.compile(rf"(?<!\S)\S*?{_ESC}\S*(?:\s+\S*?{_ESC}\S*)*")
+_QP_RUN = re.compile(r"(?<!\S)(?:[^\s=]*(?:=[0-9A-F]{2}|=\r?\n))+[^\s=]*")
+_NON_ASCII_RUN = re.compile(r"(?<!\S)\S*?[^\x00-\x7f]\S*(?:\s+\S*?[^\x00-\x7f]\S*)*")
 _URL_ESCAPES = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 _JUNK = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\ufffd]")
 _WS = re.compile(r"\s+")
@@ -223,7 +223,8 @@ def _base85(text: str, out: list[tuple[str, str]]) -> None:
                 b85.append(base64.b85decode(run))
     for match in _A85_RUN.finditer(text):
         run = match.group()
-        if len(run) <= 40 and (_mixed(run) or _PUNCT.search(run)) or _DISTINCT.search(run):
+        if len(run) <= 40 and (_mixed(run) or len(_PUNCT.findall(run)) >= 2) \
+                or _DISTINCT.search(run):
             with contextlib.suppress(ValueError):
                 a85.append(base64.a85decode(run, adobe=run.startswith("<~")))
     if b85:
