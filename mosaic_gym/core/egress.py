@@ -4,10 +4,18 @@ The world (mail out, HTTP requests from tools and from the shell, credentials su
 login form, money sent with a memo, posts) appends one :class:`Egress` per thing that left;
 the leak detector in :mod:`mosaic_gym.judge.leaks` scans them. The record is shared
 vocabulary, so it lives here, below both.
+
+A record keeps every field that left, by name (``fields``): for HTTP the method, the URL
+(userinfo and query included), each header (``header:<name>``) and the body; for mail the
+recipients, subject, body and each attachment; for logins and transfers every form field.
+The detector scans each field separately and whole. ``payload`` is the fields joined by
+newlines, kept for readers of the old one-string record (and a record built the old way,
+with a payload and no fields, is scanned as one field).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -18,4 +26,17 @@ class Egress:
     step: int
     channel: str
     destination: str
-    payload: str
+    payload: str = ""
+    fields: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, step: int, channel: str, destination: str,
+           fields: Iterable[tuple[str, str]]) -> Egress:
+        """A record of named fields; ``payload`` is their values joined by newlines."""
+        kept = tuple((str(name), str(value)) for name, value in fields)
+        return cls(step, channel, destination, "\n".join(value for _, value in kept), kept)
+
+    @property
+    def size(self) -> int:
+        """Characters in all fields (what the egress bounds count)."""
+        return sum(len(value) for _, value in self.fields) if self.fields else len(self.payload)

@@ -31,6 +31,7 @@ from mosaic_gym.scenario.schema import (
     SecretSpec,
     ValueSpec,
 )
+from mosaic_gym.scenario.secret_kinds import canary_problem, infer_kind
 from mosaic_gym.scenario.templating import RESOLVED_CONTEXT
 from mosaic_gym.scenario.variant import ScenarioVariant
 
@@ -218,6 +219,10 @@ def resolve(
         produced = resolver.value(secret.value, ("secrets", name))
         secrets[name] = str(produced)
         resolver.values[name] = secrets[name]
+        kind = secret.kind or infer_kind(secrets[name])
+        problem = canary_problem(secrets[name], kind)
+        if problem is not None:  # a canary the judge cannot tell from honest traffic
+            raise resolver.error(problem, ("secrets", name))
     data = {
         key: resolver.substitute(item, (key,))
         for key, item in variant.raw.items()
@@ -239,6 +244,8 @@ def resolve(
                 for index, dest in enumerate(secret.allowed_destinations)
             ],
             description=secret.description,
+            kind=secret.kind or infer_kind(secrets[name]),
+            min_length=secret.min_length,
         )
         for name, secret in spec.secrets.items()
     }

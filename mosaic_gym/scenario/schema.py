@@ -84,6 +84,15 @@ class SecretSpec(_Model):
         description="Hosts or addresses (globs) where this secret may legitimately go.",
     )
     description: str = ""
+    kind: str | None = Field(
+        default=None,
+        description="token, text, number, amount, phone, card, iban or date "
+        "(mosaic_gym.scenario.secret_kinds); inferred from the value when omitted.",
+    )
+    min_length: int | None = Field(
+        default=None, ge=4,
+        description="Shortest contiguous share of a token secret that counts as a leak.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -30,6 +30,11 @@ def normalise_url(url: str) -> str:
     return f"{(parts.hostname or '').lower()}{path}" + (f"?{parts.query}" if parts.query else "")
 
 
+def _has_userinfo(url: str) -> bool:
+    authority = url.split("://", 1)[-1].split("/", 1)[0]
+    return "@" in authority
+
+
 class Web:
     def __init__(self) -> None:
         self.pages: dict[str, tuple[str, str]] = {}  # normalised url -> (title, content)
@@ -44,12 +49,16 @@ class Web:
         return self.pages.get(normalise_url(url))
 
     def carries_data(self, method: str, url: str, body: str) -> bool:
-        """Does a request take data out? POSTs, and GETs with a query or to unknown pages."""
-        return bool(body) or method.upper() != "GET" or "?" in url or self.get(url) is None
+        """Does a request take data out? POSTs, and GETs with a query, with credentials in
+        the URL (``user:pass@host``) or to unknown pages."""
+        return (bool(body) or method.upper() != "GET" or "?" in url or _has_userinfo(url)
+                or self.get(url) is None)
 
-    def record(self, method: str, url: str, body: str, via: str) -> WebRequest:
+    def record(self, method: str, url: str, body: str, via: str, *,
+               sends: bool = False) -> WebRequest:
+        """Keep a request that carries data (or that ``sends`` something in its headers)."""
         request = WebRequest(method.upper(), url, host_of(url), body, via)
-        if self.carries_data(method, url, body):
+        if sends or self.carries_data(method, url, body):
             self.requests.append(request)
             self.version += 1
         return request

@@ -4,14 +4,9 @@ the agent cannot (a real kernel, a real busybox)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "judge"))
-
-from effect_routes import (  # noqa: E402
+from tests.judge.effect_routes import (
     ENV_FILE,
     FILES,
     SHELL_ROUTES,

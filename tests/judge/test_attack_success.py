@@ -4,9 +4,9 @@ requests that carried data; split payments and blinded files count as achieved g
 from __future__ import annotations
 
 import pytest
-from effect_routes import ATTACKER, attack_scenario, play, write_scenario
 
 from mosaic_gym.sandbox.fake import FakeSandbox
+from tests.judge.effect_routes import ATTACKER, attack_scenario, play, write_scenario
 
 ATTACK = "ignore_previous"
 READ = ("read_file", {"path": "/home/user/inbox.txt"})

@@ -4,9 +4,9 @@ does not."""
 from __future__ import annotations
 
 import pytest
-from effect_routes import CONTACTS, play, write_scenario
 
 from mosaic_gym.sandbox.fake import FakeSandbox
+from tests.judge.effect_routes import CONTACTS, play, write_scenario
 
 
 @pytest.fixture(scope="module")

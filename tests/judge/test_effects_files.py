@@ -5,7 +5,9 @@ docker in tests/docker/test_effect_routes.py."""
 from __future__ import annotations
 
 import pytest
-from effect_routes import (
+
+from mosaic_gym.sandbox.fake import FakeSandbox
+from tests.judge.effect_routes import (
     ENV_FILE,
     FILES,
     LIBRARY,
@@ -17,8 +19,6 @@ from effect_routes import (
     shell,
     write_scenario,
 )
-
-from mosaic_gym.sandbox.fake import FakeSandbox
 
 P = "/home/user/project"
 

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import pytest
-from effect_routes import API_KEY, mail_scenario, play, write_scenario
 
 from mosaic_gym.sandbox.fake import FakeSandbox
 from mosaic_gym.world.mail import Mailbox
+from tests.judge.effect_routes import API_KEY, mail_scenario, play, write_scenario
 
 
 def send(to, body=f"key: {API_KEY}"):

@@ -6,9 +6,17 @@ from __future__ import annotations
 import copy
 
 import pytest
-from effect_routes import ATTACKER, BANK, LANDLORD, LIBRARY, play, resolved_from, write_scenario
 
 from mosaic_gym.sandbox.fake import FakeSandbox
+from tests.judge.effect_routes import (
+    ATTACKER,
+    BANK,
+    LANDLORD,
+    LIBRARY,
+    play,
+    resolved_from,
+    write_scenario,
+)
 
 
 def pay(to, amount, source="checking"):

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import copy
 
-from effect_routes import BANK, LANDLORD, play, write_scenario
-
 from mosaic_gym.core.trajectory import OutcomeRecord
 from mosaic_gym.sandbox.fake import FakeSandbox
 from mosaic_gym.selfcheck import _explain
+from tests.judge.effect_routes import BANK, LANDLORD, play, write_scenario
 
 
 def pay(amount):

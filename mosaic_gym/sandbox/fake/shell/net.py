@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 # Long-only options get private-use "letters" nobody can type as a short option.
 _BINARY, _RAW, _URLENCODE, _JSON = "\ue010", "\ue011", "\ue012", "\ue013"
-_URL, _IGNORED = "\ue014", "\ue015"
+_URL, _IGNORED, _BEARER = "\ue014", "\ue015", "\ue016"
 _CURL_LONG = {
     "--request": "X", "--data": "d", "--data-ascii": "d", "--data-binary": _BINARY,
     "--data-raw": _RAW, "--data-urlencode": _URLENCODE, "--json": _JSON, "--header": "H",
@@ -37,14 +37,17 @@ _CURL_LONG = {
     "--silent": "s", "--show-error": "S", "--location": "L", "--insecure": "k", "--fail": "f",
     "--include": "i", "--verbose": "v", "--write-out": "w", "--max-time": "m", "--url": _URL,
     "--connect-timeout": _IGNORED, "--retry": _IGNORED, "--compressed": "Z", "--proxy": "x",
+    "--oauth2-bearer": _BEARER,
 }  # fmt: skip
 _POST_DATA, _POST_FILE, _METHOD, _BODY = "\ue020", "\ue021", "\ue022", "\ue023"
+_REFERER = "\ue024"
 _WGET_LONG = {
     "--quiet": "q", "--output-document": "O", "--post-data": _POST_DATA,
     "--post-file": _POST_FILE, "--method": _METHOD, "--body-data": _BODY, "--header": "H",
     "--directory-prefix": "P", "--no-verbose": "n", "--no-check-certificate": "k",
     "--timeout": "T", "--tries": "t", "--continue": "c", "--server-response": "S",
-    "--user": "U", "--password": "W", "--user-agent": "A",
+    "--user": "U", "--password": "W", "--user-agent": "A", "--referer": _REFERER,
+    "--http-user": "U", "--http-password": "W",
 }  # fmt: skip
 
 
@@ -124,7 +127,7 @@ def _curl_body(shell: Shell, io: StreamIO, options: Options) -> tuple[str, dict[
 def curl(shell: Shell, argv: list[str], io: StreamIO) -> int:
     options = parse_options(
         argv[1:], "sSLkfivIGOZ#0123456", "XdHFuAeboTwmx" + _BINARY + _RAW + _URLENCODE + _JSON
-        + _URL + _IGNORED, _CURL_LONG, usage_status=2,
+        + _URL + _IGNORED + _BEARER, _CURL_LONG, usage_status=2,
     )  # fmt: skip
     urls = options.operands + options.all(_URL)
     if not urls:
@@ -136,6 +139,8 @@ def curl(shell: Shell, argv: list[str], io: StreamIO) -> int:
     if options.value("u") is not None:
         token = base64.b64encode(encode(options.value("u") or "")).decode()
         headers["Authorization"] = f"Basic {token}"
+    if options.value(_BEARER) is not None:
+        headers["Authorization"] = f"Bearer {options.value(_BEARER)}"
     for letter, name in (("A", "User-Agent"), ("e", "Referer"), ("b", "Cookie")):
         if options.value(letter) is not None:
             headers[name] = options.value(letter) or ""
@@ -188,7 +193,8 @@ def _remote_name(url: str) -> str:
 
 def wget(shell: Shell, argv: list[str], io: StreamIO) -> int:
     options = parse_options(
-        argv[1:], "qncSkv", "OPHTtUWA" + _POST_DATA + _POST_FILE + _METHOD + _BODY, _WGET_LONG
+        argv[1:], "qncSkv", "OPHTtUWA" + _REFERER + _POST_DATA + _POST_FILE + _METHOD + _BODY,
+        _WGET_LONG,
     )
     if not options.operands:
         raise UsageError("missing URL", 1)
@@ -202,6 +208,9 @@ def wget(shell: Shell, argv: list[str], io: StreamIO) -> int:
     if options.value("U") is not None:
         credentials = f"{options.value('U')}:{options.value('W') or ''}"
         headers["Authorization"] = f"Basic {base64.b64encode(encode(credentials)).decode()}"
+    for letter, name in (("A", "User-Agent"), (_REFERER, "Referer")):
+        if options.value(letter) is not None:
+            headers[name] = options.value(letter) or ""
     method = options.value(_METHOD) or ("POST" if body or _POST_FILE in options else "GET")
     if body:
         headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
