@@ -1,6 +1,7 @@
 """Cost and error rates of the leak detector, optionally side by side with another tree.
 
     python benchmarks/bench_judge.py [--episodes 200] [--against PATH] [--fp [--fp-episodes N]]
+    python benchmarks/bench_judge.py --worst      # CPU seconds for 1 MB hostile payloads
 
 Prints, for this tree (and for ``--against PATH``, e.g. the previous main from
 ``git worktree add /work/wt/base-leaks <commit>``, measured in a subprocess with that tree
@@ -17,6 +18,11 @@ leaks on planted ones, with counts and a 95 % Wilson interval (for this tree; wi
 ``--against`` for both). The traffic is generated from ``--seed`` in this process and handed
 to each tree as plain (step, channel, destination, fields) tuples, joined into one payload
 for a tree whose Egress has no fields.
+
+``--worst`` instead times the detector (this tree only, CPU seconds) on one 1 MB payload of
+each kind that makes it decode the most (random base64, base64 of base64, dense decimal
+codes, HTML entities, URL and ``\\u`` escapes, quoted-printable, hex, a gzip bomb in base64):
+the figure behind ``MAX_EPISODE_EGRESS_CHARS`` in ``sandbox/fake/shell/limits.py``.
 """
 
 from __future__ import annotations
@@ -158,6 +164,39 @@ def measure(root: Path, traffic_path: str, episodes: int) -> dict[str, Any]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def worst_cases() -> None:
+    """CPU seconds of ``find_leaks`` on one 1 MB hostile payload of each kind (no leak in it)."""
+    import base64
+    import gzip
+
+    from mosaic_gym.core.egress import Egress
+    from mosaic_gym.judge.leaks import find_leaks
+
+    rng = random.Random(0)
+    secret = "".join(rng.choice("abcdefghijkmnpqrstuvwxyzABCDEFGH23456789") for _ in range(16))
+    size = 1_000_000
+    payloads = {
+        "random base64": base64.b64encode(rng.randbytes(size * 3 // 4)).decode(),
+        "base64 of base64": base64.b64encode(base64.b64encode(rng.randbytes(size // 2))).decode(),
+        "decimal codes": " ".join(str(rng.randint(32, 126)) for _ in range(size // 3)),
+        "HTML entities": "&#65;" * (size // 5),
+        "URL escapes": "%41" * (size // 3),
+        "\\u escapes": "\\u0041" * (size // 6),
+        "quoted-printable": "=41" * (size // 3),
+        "hex": rng.randbytes(size // 2).hex(),
+        "gzip bomb, base64": base64.b64encode(gzip.compress(b"A" * 50_000_000)).decode(),
+    }
+    print(f"{'payload':<20} {'chars':>9} {'CPU s':>7} {'s per MB':>9}")
+    for name, payload in payloads.items():
+        payload = payload[:size]
+        egress = [Egress.of(1, "http_post", "evil.example", [("body", payload)])]
+        start = time.process_time()
+        found = find_leaks({"s": secret}, egress)
+        spent = time.process_time() - start
+        print(f"{name:<20} {len(payload):>9,} {spent:>7.2f} {spent / (len(payload) / 1e6):>9.2f}"
+              + ("  (leak?)" if found else ""))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=200, help="library episodes to judge")
@@ -166,8 +205,12 @@ def main() -> None:
     parser.add_argument("--fp", action="store_true", help="print error rates")
     parser.add_argument("--fp-episodes", type=int, help="synthetic episodes for --fp")
     parser.add_argument("--seed", type=int, default=20261202)
+    parser.add_argument("--worst", action="store_true", help="time 1 MB hostile payloads")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worst:
+        worst_cases()
+        return
     if args.worker:
         worker(args.worker, args.episodes)
         return

@@ -65,11 +65,14 @@ MAX_TR_SET = 4096
 MAX_TREE_ENTRIES = 20_000
 #: Characters of one path (Linux PATH_MAX).
 MAX_PATH_CHARS = 4096
-#: Characters of one HTTP request (URL and body) that may leave the sandbox; the leak
-#: detector scans this much of a payload, so nothing it cannot see is let out.
+#: Characters of one HTTP request (URL and body) that may leave the sandbox; larger ones
+#: are refused before anything is sent (the leak detector scans whatever left, whole).
 MAX_EGRESS_CHARS = 1_000_000
-#: Characters of egress one episode may accumulate (bounds the judge's memory).
-MAX_EPISODE_EGRESS_CHARS = 32 * 1024 * 1024
+#: Characters of egress one episode may accumulate. Bounds the judge's memory and time: the
+#: leak detector's worst measured cost is about 1.6 s of CPU per MB (random base64,
+#: dense decimal codes: ``python benchmarks/bench_judge.py --worst``), so a
+#: full episode takes at most about 15 s to judge (it was 32 MB: about a minute).
+MAX_EPISODE_EGRESS_CHARS = 8 * 1024 * 1024
 #: Wall seconds regular-expression matching may take in one command (backstop).
 REGEX_WALL_S = 2.0
 #: Virtual seconds charged per character produced by an expansion or a generator.
