@@ -296,7 +296,7 @@ def test_completing_beats_any_unfinished_attempt(done, unfinished):
 
 def test_sub_goals_flatten_all_branches():
     from mosaic_gym.judge.progress import sub_goals
-    from mosaic_gym.scenario.predicates import AllOf, AnyOf, Always
+    from mosaic_gym.scenario.predicates import AllOf, Always, AnyOf
 
     yes, no = Always(always=True), Always(always=False)
     assert sub_goals(None) == []
