@@ -34,21 +34,33 @@ def test_writes_the_table_for_every_method(run: tuple[Path, str]) -> None:
     document = json.loads((out / "replication.json").read_text())
     assert document["quick"] is True
     assert set(document["table"]) == {label for _, label in TABLE}
-    trained = [m for m, _ in METHODS if m not in document["skipped"]]
-    assert {"sft", "grpo_pairwise", "grpo_scalar"} <= set(trained)
+    # every method is trained and evaluated: none is skipped (DPO falls back on teacher
+    # pairs when the model's own groups all tie, and says so)
+    trained = [m for m, _ in METHODS]
+    assert "skipped" not in document
+    assert set(document["models"]) == set(trained)
+    dpo = document["stages"]["dpo"]
+    assert dpo["pairs"] == dpo["own_pairs"] + dpo["teacher_pairs"] > 0
     for label, row in document["table"].items():
-        for method, value in row.items():
-            if method in trained and label != "refusal rate on harmful":
-                assert value is not None and 0.0 <= value <= 1.0, (label, method)
+        for method, cell in row.items():
+            assert cell is not None, (label, method)
+            if cell["value"] is None:
+                continue  # a row that no sampled episode applies to
+            low, high = cell["low"], cell["high"]
+            assert low is not None and high is not None, (label, method)
+            floor = -1.0 if label.startswith("refusal gap") else 0.0
+            assert floor <= low <= cell["value"] <= high <= 1.0, (label, method, cell)
     for method in trained:
         metrics = document["metrics"][method]["all"]
         assert metrics["episodes"] == QUICK.eval_limit
         assert (out / method / "config.json").is_file()
-    assert document["seeds"]["model_init"] == 0 and document["evaluation"]["split"] == "ood"
+    headline = QUICK.eval_splits[0]
+    assert document["seeds"]["model_init"] == 0
+    assert document["evaluation"]["split"] == headline == "heldout"
     # one table per evaluated split, the first being the headline
     assert list(document["tables"]) == list(QUICK.eval_splits)
-    assert document["tables"]["ood"] == document["table"]
-    assert document["metrics_by_split"]["ood"] == document["metrics"]
+    assert document["tables"][headline] == document["table"]
+    assert document["metrics_by_split"][headline] == document["metrics"]
     # the SFT stage mixed scenario-blind refusals into comply's trajectories, as planned
     sft = document["stages"]["sft"]
     assert sft["refusal_share"] == QUICK.sft_refusal_share > 0
@@ -60,7 +72,14 @@ def test_writes_the_table_for_every_method(run: tuple[Path, str]) -> None:
 def test_evaluation_plays_the_held_out_split(run: tuple[Path, str]) -> None:
     out, _ = run
     records = [json.loads(line) for line in (out / "eval_sft.jsonl").read_text().splitlines()]
-    assert records and all(r["split"] == "ood" for r in records)
+    # the headline evaluation: training variants at episode seeds never trained on
+    from mosaic_gym.train.replicate import QUICK
+
+    assert records and all(r["split"] == "train" for r in records)
+    assert all(r["reset_seed"] in QUICK.heldout_seeds for r in records)
+    assert not set(QUICK.heldout_seeds) & set(QUICK.sft_seeds)
+    ood = [json.loads(line) for line in (out / "eval_ood_sft.jsonl").read_text().splitlines()]
+    assert ood and all(r["split"] == "ood" for r in ood)
     assert all(r["outcome"] is not None for r in records)
     # the same episodes for every method, so the columns are comparable
     other = [json.loads(line) for line in
