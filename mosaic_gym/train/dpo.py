@@ -115,7 +115,8 @@ def collect_groups(model: str | Path, out: str | Path, *, env_id: str = "mosaic/
                    limit: int | None = None, k: int = 4, backend: str = "fake",
                    max_steps: int | None = None, temperature: float = 1.0, top_p: float = 1.0,
                    max_new_tokens: int = 256, num_envs: int = 16, seed: int = 0,
-                   chat_template: str | None = None, quiet: bool = False) -> Path:
+                   chat_template: str | None = None, constrained: bool = False,
+                   quiet: bool = False) -> Path:
     """Let ``model`` play ``k`` sampled rollouts of each episode; write the groups to ``out``.
 
     With ``limit``, a seeded subset of the episodes drawn round-robin over the categories
@@ -140,7 +141,7 @@ def collect_groups(model: str | Path, out: str | Path, *, env_id: str = "mosaic/
     policy = TransformersPolicy(str(model), sampling={
         "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
         "seed": seed}, batch_size=num_envs, template=chat_template,
-        name=f"transformers:{model}")
+        name=f"transformers:{model}", constrained=constrained)
     settings = {"format": FORMAT, "policy": policy.name, "env": env_id, "k": k,
                 "split": split, "attack": attack, "backend": backend, "scenario": None,
                 "seeds": list(seeds), "limit": limit, "created": now()}
@@ -266,7 +267,7 @@ def run_dpo(model: str | Path, out_dir: str | Path, *, env_id: str = "mosaic/All
             max_steps: int | None = None, epochs: float = 1.0, seed: int = 0,
             trl: Mapping[str, Any] | None = None, name: str | None = None,
             chat_template: str | None = None, num_envs: int = 16,
-            min_pairs: int = 1, teacher_fallback: bool = False,
+            min_pairs: int = 1, teacher_fallback: bool = False, constrained: bool = False,
             quiet: bool = False) -> Path:
     """Collect, pair and train; writes ``groups.jsonl`` and ``mosaic_train.json`` too.
 
@@ -281,7 +282,7 @@ def run_dpo(model: str | Path, out_dir: str | Path, *, env_id: str = "mosaic/All
                             max_steps=env_max_steps, temperature=temperature, top_p=top_p,
                             max_new_tokens=max_new_tokens, seed=seed,
                             chat_template=chat_template, num_envs=num_envs,
-                            quiet=quiet)
+                            constrained=constrained, quiet=quiet)
     rows = preference_rows(groups, l0=l0, length_penalty=length_penalty)
     own = len(rows)
     if own < min_pairs:

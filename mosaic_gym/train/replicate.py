@@ -105,6 +105,10 @@ class Plan:
     eval_limit: int | None = None
     """Episodes per split (a stratified seeded subset); ``None`` plays them all."""
     eval_batch: int = 48
+    constrained: bool = False
+    """Decode tool calls under the episode's tool grammar
+    (:mod:`mosaic_gym.agent.models.constrained`), identically in GRPO and DPO rollouts and
+    in every evaluation."""
 
 
 FULL = Plan()
@@ -212,14 +216,15 @@ def records_metrics(records: Sequence[Trajectory], *, resamples: int = 1000,
 def evaluate_model(model: str | Path, plan: Sequence[Any], *, max_new_tokens: int = 128,
                    max_steps: int | None = None, batch: int = 32, seed: int = 0,
                    temperature: float = 0.0, out: str | Path | None = None,
-                   progress: bool = True, resamples: int = 1000) -> dict[str, Any]:
+                   progress: bool = True, resamples: int = 1000,
+                   constrained: bool = False) -> dict[str, Any]:
     """Batched evaluation of a model folder over ``plan`` (greedy unless ``temperature``;
     sampling is seeded per episode and turn); metrics (and JSONL)."""
     from mosaic_gym.agent.models.transformers_policy import TransformersPolicy
 
     policy = TransformersPolicy(str(model), sampling={"temperature": temperature, "seed": seed,
                                                       "max_new_tokens": max_new_tokens},
-                                batch_size=batch, dtype="float32")
+                                batch_size=batch, dtype="float32", constrained=constrained)
     records = play_batched(policy, plan, slots=batch, max_steps=max_steps, progress=progress)
     if out is not None:
         with Path(out).open("w", encoding="utf-8") as sink:
@@ -384,7 +389,8 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
                                          progress=progress))
     common: dict[str, Any] = {"split": plan.rl_split, "seeds": [seed], "k": plan.k, "seed": seed,
               "temperature": plan.temperature, "max_new_tokens": plan.max_new_tokens,
-              "env_max_steps": plan.env_max_steps, "quiet": not progress}
+              "env_max_steps": plan.env_max_steps, "quiet": not progress,
+              "constrained": plan.constrained}
     models = {"sft": sft}
     for reward in ("pairwise", "scalar"):
         models[f"grpo_{reward}"] = stage(f"grpo_{reward}", lambda p, r=reward: run_grpo(
@@ -432,7 +438,7 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
                 models[method], episodes, max_new_tokens=plan.max_new_tokens,
                 max_steps=plan.env_max_steps, batch=plan.eval_batch, seed=seed,
                 temperature=plan.eval_temperature, out=out / name, progress=progress,
-                resamples=plan.bootstrap)
+                resamples=plan.bootstrap, constrained=plan.constrained)
             timings[f"eval_{split}_{method}"] = round(time.perf_counter() - begin, 1)
     timings["total"] = round(time.perf_counter() - started, 1)
 
