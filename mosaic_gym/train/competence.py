@@ -30,7 +30,7 @@ def measure(out: str | Path, *, hidden_size: int = 256, num_layers: int = 4,
             heldout_seeds: tuple[int, ...] = (1000,), splits: tuple[str, ...] = ("heldout",),
             eval_limit: int | None = 200, max_new_tokens: int = 128, env_max_steps: int = 8,
             temperature: float = 0.0, base: str | Path | None = None, seed: int = 0,
-            progress: bool = False) -> dict[str, Any]:
+            constrained: bool = False, progress: bool = False) -> dict[str, Any]:
     """Build (or reuse ``base``), SFT and evaluate; the curve row (see the module docstring)."""
     from mosaic_gym.train.replicate import HELDOUT, evaluate_model, evaluation_plan
     from mosaic_gym.train.sft import run_sft
@@ -60,7 +60,8 @@ def measure(out: str | Path, *, hidden_size: int = 256, num_layers: int = 4,
         "batch_size": batch_size, "learning_rate": learning_rate,
         "train_loss": info["train_loss"], "last_logged_loss": info["last_logged_loss"],
         "build_seconds": round(built - started, 1), "sft_seconds": round(trained - built, 1),
-        "decoding": "greedy" if temperature == 0 else f"temperature {temperature}",
+        "decoding": ("greedy" if temperature == 0 else f"temperature {temperature}")
+                    + (", constrained tool calls" if constrained else ""),
         "evaluations": {}}
     for split in splits:
         begin = time.perf_counter()
@@ -70,8 +71,9 @@ def measure(out: str | Path, *, hidden_size: int = 256, num_layers: int = 4,
             plan = evaluation_plan(split, limit=eval_limit, seed=seed)
         metrics = evaluate_model(sft, plan, max_new_tokens=max_new_tokens,
                                  max_steps=env_max_steps, batch=48, seed=seed,
-                                 temperature=temperature, out=out / f"eval_{split}.jsonl",
-                                 progress=progress)["all"]
+                                 temperature=temperature,
+                                 out=out / f"eval_{split}{'_constrained' * constrained}.jsonl",
+                                 progress=progress, constrained=constrained)["all"]
         row["evaluations"][split] = {
             "episodes": len(plan), "seconds": round(time.perf_counter() - begin, 1),
             **{key: metrics["intervals"].get(key) for key in KEYS}}
@@ -95,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--base", default=None)
+    parser.add_argument("--constrained", action="store_true")
+    parser.add_argument("--temperature", type=float, default=0.0)
     args = parser.parse_args(argv)
     row = measure(args.out, hidden_size=args.hidden, num_layers=args.layers,
                   num_heads=args.heads, num_kv_heads=args.kv_heads,
@@ -102,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
                   learning_rate=args.lr,
                   sft_seeds=tuple(int(s) for s in args.sft_seeds.split(",")),
                   splits=tuple(args.splits.split(",")), eval_limit=args.limit or None,
-                  max_new_tokens=args.max_new_tokens, base=args.base)
+                  max_new_tokens=args.max_new_tokens, base=args.base,
+                  constrained=args.constrained, temperature=args.temperature)
     curve = Path(args.curve)
     curve.parent.mkdir(parents=True, exist_ok=True)
     with curve.open("a", encoding="utf-8") as sink:

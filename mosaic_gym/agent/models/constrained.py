@@ -19,6 +19,7 @@ when a model is evaluated, so the policy that is trained is the policy that is s
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -313,8 +314,6 @@ def token_table(tokenizer: Any) -> dict[str, Any]:
     table = {"texts": texts, "by_first": by_first, "plain": plain, "quoted": quoted,
              "open": open_id,
              "close": close_id, "end": end}
-    try:
+    with contextlib.suppress(AttributeError):  # a tokenizer that refuses attributes
         tokenizer._mosaic_token_table = table
-    except AttributeError:  # pragma: no cover - a tokenizer that refuses attributes
-        pass
     return table
