@@ -87,6 +87,9 @@ class Grammar:
     def __init__(self, tools: Sequence[Mapping[str, Any]]) -> None:
         self.tools = schemas(tools)
         self.names = sorted(self.tools)
+        #: identifies the grammar (for caching the allowed tokens of a state)
+        self.signature = tuple((t.name, tuple(sorted(t.types.items())), tuple(sorted(t.required)))
+                               for t in sorted(self.tools.values(), key=lambda t: t.name))
 
     def _kind(self, walk: Walk) -> str:
         return self.tools[walk.tool].types.get(walk.arg, "any")
@@ -231,6 +234,9 @@ class ToolCallLogitsProcessor:
         self.open_id: int = cache["open"]
         self.close_id: int = cache["close"]
         self.end_ids: list[int] = cache["end"]
+        # allowed token ids (as an index tensor) per (grammar, state): states repeat a lot
+        # (every character of a string value is the same state), so most steps are lookups
+        self.memo: dict[Any, Any] = cache.setdefault("memo", {})
         # per row: (tokens seen, mode, walk); mode: free, call, closed
         self.rows: list[tuple[int, str, Walk | None]] = [(0, "free", None)] * len(tools)
 
@@ -273,11 +279,16 @@ class ToolCallLogitsProcessor:
             mode, walk = self._update(row, generated)
             if mode == "free":
                 continue
-            ids = self.end_ids if mode == "closed" else self.allowed(row, walk)
-            if not ids:
-                ids = [self.close_id]
+            key = ("closed",) if mode == "closed" else (self.grammars[row].signature, walk)
+            index = self.memo.get(key)
+            if index is None:
+                ids = self.end_ids if mode == "closed" else self.allowed(row, walk)
+                index = torch.tensor(ids or [self.close_id], dtype=torch.long)
+                if len(self.memo) > 200_000:
+                    self.memo.clear()
+                self.memo[key] = index
+            index = index.to(scores.device)
             keep = torch.full_like(scores[row], float("-inf"))
-            index = torch.tensor(ids, dtype=torch.long, device=scores.device)
             keep[index] = scores[row, index]
             scores[row] = keep
         return scores
