@@ -259,13 +259,21 @@ def evaluate_model(model: str | Path, plan: Sequence[Any], *, max_new_tokens: in
 
     policy = TransformersPolicy(str(model), sampling={"temperature": temperature, "seed": seed,
                                                       "max_new_tokens": max_new_tokens},
-                                batch_size=batch, dtype="float32", constrained=constrained)
+                                batch_size=batch, dtype="float32", constrained=constrained,
+                                device=_device())
     records = play_batched(policy, plan, slots=batch, max_steps=max_steps, progress=progress)
     if out is not None:
         with Path(out).open("w", encoding="utf-8") as sink:
             for record in records:
                 sink.write(record.to_json() + "\n")
     return records_metrics(records, resamples=resamples, seed=seed)
+
+
+def _device() -> str:
+    """``cuda`` when training may use a GPU (:func:`~mosaic_gym.train.recipes.cpu_only`)."""
+    from mosaic_gym.train.recipes import cpu_only
+
+    return "cpu" if cpu_only() else "cuda"
 
 
 # -- the table ------------------------------------------------------------------------------

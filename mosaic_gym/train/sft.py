@@ -139,7 +139,8 @@ def run_sft(model_dir: str | Path, out_dir: str | Path, *, policy: str = "comply
     ``max_steps > 0`` overrides ``epochs`` (the default, 120 steps of 4 episodes, teaches the
     tiny model the format). ``limit`` caps the number of episodes (for quick
     runs). ``refusal_share`` ends that share of the episodes, drawn blind to the scenario,
-    in a refusal (:func:`with_random_refusals`). Runs on CPU in float32 (bf16/fp16 off).
+    in a refusal (:func:`with_random_refusals`). Runs in float32 (bf16/fp16 off), on the
+    GPU when one is visible (:func:`~mosaic_gym.train.recipes.cpu_only`), else on the CPU.
     Writes the model, the tokenizer and ``mosaic_sft.json`` (data size, steps, losses,
     time) into ``out_dir``.
     """
@@ -147,6 +148,8 @@ def run_sft(model_dir: str | Path, out_dir: str | Path, *, policy: str = "comply
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
+
+    from mosaic_gym.train.recipes import cpu_only
 
     model_dir, out = Path(model_dir), Path(out_dir)
     if not (model_dir / "config.json").is_file():
@@ -168,7 +171,7 @@ def run_sft(model_dir: str | Path, out_dir: str | Path, *, policy: str = "comply
         learning_rate=learning_rate, lr_scheduler_type="cosine", warmup_steps=warmup,
         per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
         max_length=max_length, assistant_only_loss=True, packing=False,
-        activation_checkpointing=False, bf16=False, fp16=False, use_cpu=True,
+        activation_checkpointing=False, bf16=False, fp16=False, use_cpu=cpu_only(),
         save_strategy="no", report_to="none", logging_steps=5, seed=seed, data_seed=seed,
         disable_tqdm=not progress, dataloader_num_workers=0, dataset_num_proc=None,
         # batches of similar lengths: less padding, the same data (1.34 -> 1.05 s per step
