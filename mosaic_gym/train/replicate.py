@@ -422,47 +422,21 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
         trained.add(name)
         return path
 
-    base = stage("base", lambda p: build_tiny(p, seed=seed, **plan.tiny))
-    sft = stage("sft", lambda p: run_sft(base, p, policy="comply", split="train",
-                                         seeds=plan.sft_seeds, epochs=plan.sft_epochs,
-                                         max_steps=plan.sft_max_steps, seed=seed,
-                                         learning_rate=plan.sft_learning_rate,
-                                         limit=plan.sft_limit,
-                                         refusal_share=plan.sft_refusal_share,
-                                         progress=progress))
-    common: dict[str, Any] = {"split": plan.rl_split, "seeds": [seed], "k": plan.k, "seed": seed,
-              "temperature": plan.temperature, "max_new_tokens": plan.max_new_tokens,
-              "env_max_steps": plan.env_max_steps, "quiet": not progress,
-              "constrained": plan.constrained}
-    models = {"sft": sft}
-    for reward in ("pairwise", "scalar"):
-        models[f"grpo_{reward}"] = stage(f"grpo_{reward}", lambda p, r=reward: run_grpo(
-            sft, p, reward=r, limit=plan.rl_episodes, max_steps=plan.grpo_steps,
-            trl={"learning_rate": plan.grpo_learning_rate,
-                 "per_device_train_batch_size": plan.k * plan.grpo_groups_per_step},
-            **common))
-    # DPO with too few on-policy pairs falls back on teacher pairs (recorded in its stage
-    # info) and otherwise fails: a method is never skipped, silently or not.
-    models["dpo"] = stage("dpo", lambda p: run_dpo(
-        sft, p, limit=plan.dpo_episodes, max_steps=plan.dpo_steps,
-        trl={"learning_rate": plan.dpo_learning_rate, "per_device_train_batch_size": 1,
-             "max_length": 2048}, num_envs=plan.eval_batch,
-        min_pairs=plan.dpo_min_pairs, teacher_fallback=plan.dpo_teacher_fallback, **common))
-    results: dict[str, dict[str, dict[str, Any]]] = {}
-    sizes: dict[str, int] = {}
+    # Each model is evaluated right after its stage, so a stopped run keeps what it measured.
+    results: dict[str, dict[str, dict[str, Any]]] = {split: {} for split in plan.eval_splits}
     files: dict[str, dict[str, Path]] = {}
+    plans: dict[str, list[Any]] = {}
     for split in plan.eval_splits:
         if split == HELDOUT:
-            episodes = evaluation_plan("train", seeds=plan.heldout_seeds,
-                                       limit=plan.eval_limit, seed=seed)
+            plans[split] = evaluation_plan("train", seeds=plan.heldout_seeds,
+                                           limit=plan.eval_limit, seed=seed)
         else:
-            episodes = evaluation_plan(split, seeds=plan.eval_seeds, limit=plan.eval_limit,
-                                       seed=seed)
-        sizes[split] = len(episodes)
-        results[split] = {}
-        for method, _label in METHODS:
-            if method not in models:
-                continue
+            plans[split] = evaluation_plan(split, seeds=plan.eval_seeds, limit=plan.eval_limit,
+                                           seed=seed)
+    sizes = {split: len(episodes) for split, episodes in plans.items()}
+
+    def evaluate(method: str) -> None:
+        for split, episodes in plans.items():
             begin = time.perf_counter()
             if progress:
                 print(f"[eval] {method} on {len(episodes)} {split} episodes")
@@ -483,6 +457,36 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
                 temperature=plan.eval_temperature, out=out / name, progress=progress,
                 resamples=plan.bootstrap, constrained=plan.constrained)
             timings[f"eval_{split}_{method}"] = round(time.perf_counter() - begin, 1)
+
+    base = stage("base", lambda p: build_tiny(p, seed=seed, **plan.tiny))
+    sft = stage("sft", lambda p: run_sft(base, p, policy="comply", split="train",
+                                         seeds=plan.sft_seeds, epochs=plan.sft_epochs,
+                                         max_steps=plan.sft_max_steps, seed=seed,
+                                         learning_rate=plan.sft_learning_rate,
+                                         limit=plan.sft_limit,
+                                         refusal_share=plan.sft_refusal_share,
+                                         progress=progress))
+    common: dict[str, Any] = {"split": plan.rl_split, "seeds": [seed], "k": plan.k, "seed": seed,
+              "temperature": plan.temperature, "max_new_tokens": plan.max_new_tokens,
+              "env_max_steps": plan.env_max_steps, "quiet": not progress,
+              "constrained": plan.constrained}
+    models = {"sft": sft}
+    evaluate("sft")
+    for reward in ("pairwise", "scalar"):
+        models[f"grpo_{reward}"] = stage(f"grpo_{reward}", lambda p, r=reward: run_grpo(
+            sft, p, reward=r, limit=plan.rl_episodes, max_steps=plan.grpo_steps,
+            trl={"learning_rate": plan.grpo_learning_rate,
+                 "per_device_train_batch_size": plan.k * plan.grpo_groups_per_step},
+            **common))
+        evaluate(f"grpo_{reward}")
+    # DPO with too few on-policy pairs falls back on teacher pairs (recorded in its stage
+    # info) and otherwise fails: a method is never skipped, silently or not.
+    models["dpo"] = stage("dpo", lambda p: run_dpo(
+        sft, p, limit=plan.dpo_episodes, max_steps=plan.dpo_steps,
+        trl={"learning_rate": plan.dpo_learning_rate, "per_device_train_batch_size": 1,
+             "max_length": 2048}, num_envs=plan.eval_batch,
+        min_pairs=plan.dpo_min_pairs, teacher_fallback=plan.dpo_teacher_fallback, **common))
+    evaluate("dpo")
     timings["total"] = round(time.perf_counter() - started, 1)
 
     headline = plan.eval_splits[0]
