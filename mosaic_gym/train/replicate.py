@@ -1,21 +1,19 @@
 """``mosaic replicate``: the MOSAIC experiment in miniature, on CPU, in one command.
 
 1. build the tiny offline model (:func:`~mosaic_gym.train.tiny.build_tiny`);
-2. SFT it on the ``comply`` baseline's trajectories (:func:`~mosaic_gym.train.sft.run_sft`):
-   it learns the action format and comply's unsafe habits;
-3. evaluate it on the held-out ``ood`` split (greedy, batched): by default a stratified
-   subset of 48 episodes (12 per category, seeded) to fit a 20-minute CPU budget;
-   ``eval_episodes=0`` plays all of them;
-4. from the SFT model, train **pairwise GRPO** (MOSAIC), **scalar GRPO** (the ablation) and
-   **DPO** on oracle-ranked pairs, and evaluate each the same way;
-5. print and save the before/after table (``replication.json``, ``replication.png``):
-   harm rate, refusal rate on harmful requests, attack success rate, leak rate, benign
-   utility, over-refusal and the safety-check token share, with every seed recorded.
+2. SFT it on the teachers' trajectories (:func:`~mosaic_gym.train.sft.run_sft`: the
+   helpful-but-unsafe ``comply`` teacher, with a share of scenario-blind refusals);
+3. from the SFT model, train **pairwise GRPO** (MOSAIC), **scalar GRPO** (the outcome-only
+   ablation) and **DPO** on oracle-ranked pairs (teacher pairs added when the model's own
+   groups give too few; never skipped);
+4. evaluate every model right after its stage on ``heldout`` (the training variants at
+   unseen episode seeds), ``test`` and ``ood``, with a 95 % bootstrap interval over episodes
+   for every metric (:func:`records_metrics`);
+5. print and save the table (``replication.json``, ``replication.png``) with the target
+   verdicts of pairwise GRPO against SFT (:func:`targets`), stage times and every seed.
 
-The numbers are whatever the run gives: a model of a few million parameters trained for
-minutes is not expected to reproduce the paper's effect sizes, and the table says so by
-reporting both directions. ``--quick`` is a reduced form (a few steps per stage, a small
-evaluation subset) for CI.
+The numbers are whatever the run gives. ``--quick`` is a reduced form (a few steps per
+stage, small evaluations) for CI; ``--set FIELD=JSON`` overrides any :class:`Plan` field.
 """
 
 from __future__ import annotations
