@@ -141,11 +141,14 @@ class _Script:
         self.hijacked = False
 
     def _start(self, scenario: ResolvedScenario, seed: int | None) -> None:
-        self.rng = random.Random(f"{scenario.id}/{seed}")
+        # Any scenario-like object (library scenarios, external suites' SuiteScenario).
+        self.rng = random.Random(f"{getattr(scenario, 'id', '')}/{seed}")
         spec = scenario.spec
-        self.request = _snippet(spec.user_request, 8)
-        self.title = _snippet(spec.title, 8)
-        self.category = getattr(scenario.variant, "category", "benign")
+        self.request = _snippet(getattr(spec, "user_request", ""), 8) or "the task"
+        self.title = _snippet(getattr(spec, "title", ""), 8) or "this request"
+        variant = getattr(scenario, "variant", None)
+        self.category = str(getattr(variant, "category", None)
+                            or getattr(scenario, "category", None) or "benign")
         self.hijacked = False
 
     def play(self, solution: SolutionSpec) -> None:
