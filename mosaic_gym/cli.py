@@ -435,8 +435,13 @@ def replicate_command(
         help="Held-out splits to evaluate, comma-separated, the first one heading the "
              "table (default: ood; 'ood,test' adds unseen variants of the training "
              "domains, about 2 minutes more).")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a field of the plan, FIELD=JSON (repeatable), e.g. "
+                      "--set constrained=true --set sft_max_steps=900 "
+                      "--set 'tiny={\"num_layers\": 6}'.")] = None,
 ) -> None:
-    """Tiny model -> SFT -> pairwise GRPO, scalar GRPO and DPO; before/after table on ood."""
+    """Tiny model -> SFT -> pairwise GRPO, scalar GRPO and DPO; the table with intervals on
+    held-out seeds of the training variants, test and ood."""
     _needs_train_extra("mosaic replicate")
     if eval_episodes is not None and eval_episodes < 0:
         _fail(f"--eval-episodes must be 0 (all) or more (got {eval_episodes})")
@@ -444,8 +449,11 @@ def replicate_command(
 
     try:
         chosen = tuple(s.strip() for s in splits.split(",") if s.strip()) if splits else None
+        from mosaic_gym.train.replicate import plan_with
+
+        plan = plan_with(set_ or (), quick=quick)
         replicate(out, quick=quick, seed=seed, eval_episodes=eval_episodes,
-                  eval_splits=chosen)
+                  eval_splits=chosen, plan=plan)
     except (MosaicError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
 

@@ -30,7 +30,7 @@ Backend = Literal["transformers", "vllm", "openai"]
 
 #: ``options`` each backend accepts (anything else is a recipe error).
 BACKEND_OPTIONS: dict[str, frozenset[str]] = {
-    "transformers": frozenset({"device", "dtype", "batch_size"}),
+    "transformers": frozenset({"device", "dtype", "batch_size", "constrained"}),
     "vllm": frozenset({"dtype", "max_model_len", "tensor_parallel_size",
                        "gpu_memory_utilization", "enforce_eager", "trust_remote_code",
                        "download_dir", "quantization", "max_num_seqs", "enable_prefix_caching"}),

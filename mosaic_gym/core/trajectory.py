@@ -100,6 +100,9 @@ class OutcomeRecord(BaseModel):
     correct: bool = False
     """Safe, and did what was expected (completed the task, or refused it)."""
     leaked: bool = False
+    progress: float | None = None
+    """Share of the utility predicate's achieving sub-goals that hold at the end
+    (``mosaic_gym.judge.progress``); ``None`` without a utility check or in old records."""
 
 
 class Trajectory(BaseModel):

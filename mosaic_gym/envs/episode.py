@@ -28,6 +28,7 @@ from mosaic_gym.envs.failclosed import describe_failure, is_fatal
 from mosaic_gym.judge.context import JudgeContext
 from mosaic_gym.judge.ledger import EntryKind, Ledger, LedgerEntry
 from mosaic_gym.judge.outcome import Outcome, Termination, judge
+from mosaic_gym.judge.progress import initial_truth, utility_progress
 from mosaic_gym.protocol import REFUSAL_TOOL
 from mosaic_gym.protocol.format import (
     ParsedAction,
@@ -89,6 +90,7 @@ class Episode:
         self.runtime = ToolRuntime(tools, self.world)
         self.initial: WorldSnapshot = self.world.snapshot()
         self.ledger = Ledger()
+        self.initial_goals = self._initial_goals()
         self.steps = 0
         self.actions: list[Any] = []
         self.done = False
@@ -239,6 +241,9 @@ class Episode:
             context = JudgeContext(self.scenario, self.world, self.initial, self.ledger,
                                    answer=self.answer, refused=self.refusal_step is not None)
             outcome = judge(context, outcome)
+            if outcome.infra_error is None:
+                outcome.progress = utility_progress(self.scenario.spec.checks.utility, context,
+                                                    self.initial_goals, outcome.completed)
         except BaseException as exc:
             if is_fatal(exc):
                 raise
@@ -246,6 +251,17 @@ class Episode:
         if outcome.infra_error is not None:
             outcome.termination = "infra_error"
         return outcome
+
+    def _initial_goals(self) -> list[bool | None] | None:
+        """Which utility sub-goals hold before the agent acts (for ``outcome.progress``)."""
+        utility = self.scenario.spec.checks.utility
+        if utility is None:
+            return None
+        try:
+            return initial_truth(utility, JudgeContext(self.scenario, self.world, self.initial,
+                                                       Ledger()))
+        except Exception:  # noqa: BLE001 - progress is advisory; the verdict is unaffected
+            return None
 
     # -- reporting ---------------------------------------------------------------------
     def info(self) -> dict[str, Any]:

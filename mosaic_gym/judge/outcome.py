@@ -46,6 +46,8 @@ class Outcome:
     format_errors: int = 0
     tool_errors: int = 0
     infra_error: str | None = None
+    progress: float | None = None
+    """Share of the utility's achieving sub-goals that hold (``mosaic_gym.judge.progress``)."""
 
     @property
     def leaked(self) -> bool:

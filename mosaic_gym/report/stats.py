@@ -134,3 +134,80 @@ def paired(pairs: Sequence[tuple[bool, bool]], *, resamples: int = 2000,
     high = means[int(math.ceil(0.975 * (resamples - 1)))]
     p_value = binomial_two_sided(b_only, a_only + b_only)
     return PairedComparison(n, a_only, b_only, both, delta, (low, high), p_value)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A metric over episodes with its 95 % percentile-bootstrap interval."""
+
+    value: float | None
+    low: float | None
+    high: float | None
+    n: int
+    """Episodes the metric applies to (those with a non-zero denominator)."""
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return {"value": self.value, "low": self.low, "high": self.high, "n": self.n}
+
+
+def bootstrap_ratios(rows: Sequence[dict[str, tuple[float, float]]], *,
+                     differences: dict[str, tuple[str, str]] | None = None,
+                     resamples: int = 1000, seed: int = 0,
+                     level: float = 0.95) -> dict[str, Estimate]:
+    """Ratio metrics over episodes with percentile-bootstrap intervals over episodes.
+
+    ``rows`` holds one mapping per episode, ``metric -> (numerator, denominator)``; a metric
+    is ``sum(numerators) / sum(denominators)`` over the episodes (a rate: ``(held, applies)``
+    per episode; a token share: ``(safety tokens, assistant tokens)``). Each resample draws
+    the episodes with replacement (seeded) and recomputes every metric on the *same* draw,
+    so ``differences`` (``name -> (metric a, metric b)``, the value being ``a - b``, e.g.
+    refusal on harmful minus refusal on benign) get intervals that respect the correlation.
+    A metric whose denominator is zero in the sample is ``None``; resamples where it is zero
+    are left out of its interval.
+    """
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1, got {resamples}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be within (0, 1), got {level}")
+    differences = dict(differences or {})
+    names = sorted({name for row in rows for name in row})
+    for name, (a, b) in differences.items():
+        if a not in names or b not in names:
+            raise ValueError(f"difference {name!r} needs metrics {a!r} and {b!r}")
+    n = len(rows)
+    nums = {m: [float(row.get(m, (0.0, 0.0))[0]) for row in rows] for m in names}
+    dens = {m: [float(row.get(m, (0.0, 0.0))[1]) for row in rows] for m in names}
+
+    def ratio(m: str, index: Sequence[int]) -> float | None:
+        den = sum(dens[m][i] for i in index)
+        return sum(nums[m][i] for i in index) / den if den else None
+
+    full = range(n)
+    point = {m: ratio(m, full) for m in names}
+    for name, (a, b) in differences.items():
+        va, vb = point[a], point[b]
+        point[name] = va - vb if va is not None and vb is not None else None
+    draws: dict[str, list[float]] = {m: [] for m in point}
+    rng = random.Random(seed)
+    for _ in range(resamples if n else 0):
+        index = rng.choices(range(n), k=n)
+        values = {m: ratio(m, index) for m in names}
+        for name, (a, b) in differences.items():
+            va, vb = values[a], values[b]
+            values[name] = va - vb if va is not None and vb is not None else None
+        for m, value in values.items():
+            if value is not None:
+                draws[m].append(value)
+    tail = (1 - level) / 2
+    result: dict[str, Estimate] = {}
+    for m, value in point.items():
+        counted = (sum(1 for d in dens[m] if d) if m in dens
+                   else min(sum(1 for d in dens[a] if d) for a in differences[m]))
+        samples = sorted(draws[m])
+        if value is None or not samples:
+            result[m] = Estimate(value, None, None, counted)
+            continue
+        last = len(samples) - 1
+        result[m] = Estimate(value, samples[int(tail * last)],
+                             samples[int(math.ceil((1 - tail) * last))], counted)
+    return result

@@ -115,7 +115,8 @@ def collect_groups(model: str | Path, out: str | Path, *, env_id: str = "mosaic/
                    limit: int | None = None, k: int = 4, backend: str = "fake",
                    max_steps: int | None = None, temperature: float = 1.0, top_p: float = 1.0,
                    max_new_tokens: int = 256, num_envs: int = 16, seed: int = 0,
-                   chat_template: str | None = None, quiet: bool = False) -> Path:
+                   chat_template: str | None = None, constrained: bool = False,
+                   quiet: bool = False) -> Path:
     """Let ``model`` play ``k`` sampled rollouts of each episode; write the groups to ``out``.
 
     With ``limit``, a seeded subset of the episodes drawn round-robin over the categories
@@ -140,7 +141,7 @@ def collect_groups(model: str | Path, out: str | Path, *, env_id: str = "mosaic/
     policy = TransformersPolicy(str(model), sampling={
         "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
         "seed": seed}, batch_size=num_envs, template=chat_template,
-        name=f"transformers:{model}")
+        name=f"transformers:{model}", constrained=constrained)
     settings = {"format": FORMAT, "policy": policy.name, "env": env_id, "k": k,
                 "split": split, "attack": attack, "backend": backend, "scenario": None,
                 "seeds": list(seeds), "limit": limit, "created": now()}
@@ -170,6 +171,41 @@ def preference_rows(groups_path: str | Path, *, l0: int = 400,
     groups = list(read_groups(groups_path))
     oracle = PreferenceOracle(l0=l0, length_penalty=length_penalty)
     return list(build_dpo_pairs(groups, oracle))
+
+
+def teacher_pair_rows(*, env_id: str = "mosaic/All-v0", split: str = "train",
+                      attack: str = "all", seeds: Sequence[int] = (0,),
+                      limit: int | None = None, seed: int = 0, l0: int = 400,
+                      length_penalty: bool = True,
+                      teachers: Sequence[str] = ("reference", "comply", "refuse"),
+                      ) -> list[dict[str, Any]]:
+    """Off-policy DPO rows from the scripted teachers: each episode is played once by every
+    policy in ``teachers`` (the safe reference, the helpful-but-unsafe ``comply``, the
+    blanket ``refuse``) and the group is ranked by the oracle like a group of samples.
+
+    Used when the model's own samples give too few strict preferences (a young model whose
+    samples all fail alike ties every group). The pairs say: complete benign tasks rather
+    than refuse them, refuse harmful ones, ignore injections.
+    """
+    from mosaic_gym.agent.baselines import make_baseline
+    from mosaic_gym.envs.registration import make_env
+    from mosaic_gym.judge.preference import PreferenceOracle
+    from mosaic_gym.rollout import play
+    from mosaic_gym.rollout.collect import plan_groups
+    from mosaic_gym.train.pairs import build_dpo_pairs
+
+    env = make_env(env_id, split=split, attack="none")
+    try:
+        specs = plan_groups(env, seeds, attack=attack, limit=limit, seed=seed)
+        groups = [[play(env.unwrapped, make_baseline(name, seed=spec.seed), spec)
+                   for name in teachers] for spec in specs]
+    finally:
+        env.close()
+    oracle = PreferenceOracle(l0=l0, length_penalty=length_penalty)
+    rows = build_dpo_pairs(groups, oracle)
+    for row in rows:
+        row["source"] = "teachers"
+    return rows
 
 
 def train_dpo(model: str | Path, rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *,
@@ -231,22 +267,39 @@ def run_dpo(model: str | Path, out_dir: str | Path, *, env_id: str = "mosaic/All
             max_steps: int | None = None, epochs: float = 1.0, seed: int = 0,
             trl: Mapping[str, Any] | None = None, name: str | None = None,
             chat_template: str | None = None, num_envs: int = 16,
+            min_pairs: int = 1, teacher_fallback: bool = False, constrained: bool = False,
             quiet: bool = False) -> Path:
-    """Collect, pair and train; writes ``groups.jsonl`` and ``mosaic_train.json`` too."""
+    """Collect, pair and train; writes ``groups.jsonl`` and ``mosaic_train.json`` too.
+
+    DPO needs strict preferences. When the model's own groups give fewer than ``min_pairs``
+    rows: with ``teacher_fallback``, rows from the scripted teachers on the same episodes
+    are added (:func:`teacher_pair_rows`; the summary counts both kinds); without it, a
+    ``ValueError`` says so. It never trains on nothing and never skips silently.
+    """
     out = Path(out_dir)
     groups = collect_groups(model, out / "groups.jsonl", env_id=env_id, split=split,
                             attack=attack, seeds=seeds, limit=limit, k=k, backend=backend,
                             max_steps=env_max_steps, temperature=temperature, top_p=top_p,
                             max_new_tokens=max_new_tokens, seed=seed,
                             chat_template=chat_template, num_envs=num_envs,
-                            quiet=quiet)
+                            constrained=constrained, quiet=quiet)
     rows = preference_rows(groups, l0=l0, length_penalty=length_penalty)
+    own = len(rows)
+    if own < min_pairs:
+        if not teacher_fallback:
+            raise ValueError(f"no preference pairs: {own} strict preferences from the model's "
+                             f"groups, {min_pairs} needed (collect more episodes, a larger k, "
+                             "sample at a higher temperature, or allow teacher pairs)")
+        rows = rows + teacher_pair_rows(env_id=env_id, split=split, attack=attack,
+                                        seeds=seeds, limit=limit, seed=seed, l0=l0,
+                                        length_penalty=length_penalty)
     train_dpo(model, rows, out, seed=seed, max_steps=max_steps, epochs=epochs, trl=trl,
               name=name, chat_template=chat_template, quiet=quiet)
     from mosaic_gym.rollout.collect import read_groups
 
     summary = {"method": "dpo", "model": str(model), "seed": seed, "k": k, "l0": l0,
                "groups": sum(1 for _ in read_groups(groups)), "pairs": len(rows),
+               "own_pairs": own, "teacher_pairs": len(rows) - own,
                "episode_seeds": list(seeds), "split": split, "attack": attack}
     (out / "mosaic_train.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return out

@@ -145,9 +145,10 @@ class MosaicRollout:
     def __init__(self, env_id: str = "mosaic/All-v0", *, backend: str = "fake",
                  max_steps: int | None = None,
                  scenario_paths: Sequence[str | Path] | None = None,
-                 remote: str | None = None) -> None:
+                 remote: str | None = None, constrained: bool = False) -> None:
         from mosaic_gym.envs.registration import make_env
 
+        self.constrained = constrained
         self._make = lambda: make_env(env_id, split="all", backend=backend, attack="none",
                                       max_steps=max_steps, scenario_paths=list(scenario_paths)
                                       if scenario_paths else None)
@@ -176,7 +177,9 @@ class MosaicRollout:
             spec = EpisodeSpec(key["scenario_id"], key["attack"], key["seed"])
             jobs.append(Job(spec, seen.get(spec.key, 0)))
             seen[spec.key] = seen.get(spec.key, 0) + 1
-        actor = TrainerActor(trainer, len(prompts), generate_single_turn(trainer))
+        actor = TrainerActor(trainer, len(prompts),
+                             generate_single_turn(trainer, constrained=self.constrained),
+                             constrained=self.constrained)
         position = {job: i for i, job in enumerate(jobs)}
         records: list[dict[str, Any] | None] = [None] * len(prompts)
         seqs: list[_Tokens | None] = [None] * len(prompts)
@@ -204,8 +207,11 @@ class TrainerActor:
 
     name = "grpo"
 
-    def __init__(self, trainer: Any, slots: int, generate: Any) -> None:
+    def __init__(self, trainer: Any, slots: int, generate: Any, *,
+                 constrained: bool = False) -> None:
         processing = trainer.processing_class
+        self.constrained = constrained
+        self.tools: list[Any] = [None] * slots
         self.trainer = trainer
         self.generate = generate
         self.tokenizer = getattr(processing, "tokenizer", processing)
@@ -231,6 +237,7 @@ class TrainerActor:
                            **self.kwargs)
         self.seqs[slot.number] = _Tokens(encode(self.tokenizer, text))
         self._jobs[slot.number] = slot.job
+        self.tools[slot.number] = list(slot.tools)
 
     def keep_going(self, live: int) -> bool:
         return _anywhere(self.trainer, live)
@@ -246,7 +253,11 @@ class TrainerActor:
         texts: dict[int, str] = {}
         if numbers:
             inputs = [self._seq(i).prompt_ids + self._seq(i).completion_ids for i in numbers]
-            new_ids, new_logprobs = self.generate(inputs)
+            if self.constrained:
+                new_ids, new_logprobs = self.generate(inputs,
+                                                      tools=[self.tools[i] for i in numbers])
+            else:
+                new_ids, new_logprobs = self.generate(inputs)
             for j, i in enumerate(numbers):
                 if i not in fits:
                     continue  # finished elsewhere, or out of context: output dropped
@@ -407,7 +418,7 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
              temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 256,
              use_vllm: bool | Literal["auto"] = "auto", vllm_mode: str = "colocate",
              trl: dict[str, Any] | None = None, name: str | None = None,
-             chat_template: str | None = None,
+             chat_template: str | None = None, constrained: bool = False,
              quiet: bool = False, remote: str | None = None) -> Path:
     """Train ``model`` with GRPO on MOSAIC episodes; save it to ``out_dir`` and return it.
 
@@ -464,7 +475,8 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
         forced["vllm_mode"] = vllm_mode
     config = trl_config(GRPOConfig, holder, defaults, forced)
     rollout = MosaicRollout(env_id, backend=backend, max_steps=env_max_steps,
-                            scenario_paths=scenario_paths, remote=remote)
+                            scenario_paths=scenario_paths, remote=remote,
+                            constrained=constrained)
     rewards: list[Any] = make_reward_funcs(reward, k=k, l0=l0, length_penalty=length_penalty,
                                            format_reward=format_reward)
     trainer = GRPOTrainer(

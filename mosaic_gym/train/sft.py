@@ -71,9 +71,13 @@ def sft_rows(records: Iterable[Trajectory | Mapping[str, Any]]) -> list[dict[str
 
 #: Plans and reasons of the category-blind refusals mixed into SFT data (see
 #: :func:`with_random_refusals`). They name no category and no specific risk.
-_HESITANT_PLAN = "I am not sure I should go on with this."
-_HESITANT_CHECK = "This might not be what the user wants."
-_HESITANT_REASON = "I would rather not continue with this task."
+_HESITANT_PLANS = ("I am not sure I should go on with this.",
+                   "I have doubts about this task and would rather stop here.",
+                   "Better to stop than to get this wrong.")
+_HESITANT_CHECKS = ("This might not be what the user wants.",
+                    "I cannot tell whether this is safe.")
+_HESITANT_REASONS = ("I would rather not continue with this task.",
+                     "I am not comfortable going on with this.")
 
 
 def with_random_refusals(records: Sequence[Trajectory | Mapping[str, Any]], share: float, *,
@@ -85,8 +89,8 @@ def with_random_refusals(records: Sequence[Trajectory | Mapping[str, Any]], shar
     teacher (``comply``) never refuses, so without this a model fine-tuned on it never
     samples a refusal and RL cannot find one. The choice is *blind to the scenario*: the
     episodes are drawn uniformly (seeded), the refusal replaces a uniformly drawn assistant
-    turn (everything after it is dropped) and its text is the same everywhere. Whether a
-    refusal fits the task is left to RL to learn.
+    turn (everything after it is dropped) and its text, drawn from a few generic templates,
+    never names the task. Whether a refusal fits the task is left to RL to learn.
     """
     import random
 
@@ -96,13 +100,15 @@ def with_random_refusals(records: Sequence[Trajectory | Mapping[str, Any]], shar
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"refusal share must be within [0, 1], got {share}")
     rng = random.Random(seed)
-    refusal = render_action(_HESITANT_PLAN, ToolCall(REFUSAL_TOOL, {"reason": _HESITANT_REASON}),
-                            safety_check=_HESITANT_CHECK)
     mixed: list[Trajectory] = []
     for record in map(Trajectory.load, records):
         turns = [i for i, m in enumerate(record.messages) if m.get("role") == "assistant"]
         if turns and rng.random() < share:
             cut = rng.choice(turns)
+            refusal = render_action(rng.choice(_HESITANT_PLANS),
+                                    ToolCall(REFUSAL_TOOL,
+                                             {"reason": rng.choice(_HESITANT_REASONS)}),
+                                    safety_check=rng.choice(_HESITANT_CHECKS))
             record = record.model_copy(update={
                 "messages": [*record.messages[:cut], {"role": "assistant", "content": refusal}],
                 "hesitant_refusal": True})
@@ -133,7 +139,8 @@ def run_sft(model_dir: str | Path, out_dir: str | Path, *, policy: str = "comply
     ``max_steps > 0`` overrides ``epochs`` (the default, 120 steps of 4 episodes, teaches the
     tiny model the format). ``limit`` caps the number of episodes (for quick
     runs). ``refusal_share`` ends that share of the episodes, drawn blind to the scenario,
-    in a refusal (:func:`with_random_refusals`). Runs on CPU in float32 (bf16/fp16 off).
+    in a refusal (:func:`with_random_refusals`). Runs in float32 (bf16/fp16 off), on the
+    GPU when one is visible (:func:`~mosaic_gym.train.recipes.cpu_only`), else on the CPU.
     Writes the model, the tokenizer and ``mosaic_sft.json`` (data size, steps, losses,
     time) into ``out_dir``.
     """
@@ -141,6 +148,8 @@ def run_sft(model_dir: str | Path, out_dir: str | Path, *, policy: str = "comply
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
+
+    from mosaic_gym.train.recipes import cpu_only
 
     model_dir, out = Path(model_dir), Path(out_dir)
     if not (model_dir / "config.json").is_file():
@@ -162,7 +171,7 @@ def run_sft(model_dir: str | Path, out_dir: str | Path, *, policy: str = "comply
         learning_rate=learning_rate, lr_scheduler_type="cosine", warmup_steps=warmup,
         per_device_train_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
         max_length=max_length, assistant_only_loss=True, packing=False,
-        activation_checkpointing=False, bf16=False, fp16=False, use_cpu=True,
+        activation_checkpointing=False, bf16=False, fp16=False, use_cpu=cpu_only(),
         save_strategy="no", report_to="none", logging_steps=5, seed=seed, data_seed=seed,
         disable_tqdm=not progress, dataloader_num_workers=0, dataset_num_proc=None,
         # batches of similar lengths: less padding, the same data (1.34 -> 1.05 s per step

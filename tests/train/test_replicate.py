@@ -34,21 +34,33 @@ def test_writes_the_table_for_every_method(run: tuple[Path, str]) -> None:
     document = json.loads((out / "replication.json").read_text())
     assert document["quick"] is True
     assert set(document["table"]) == {label for _, label in TABLE}
-    trained = [m for m, _ in METHODS if m not in document["skipped"]]
-    assert {"sft", "grpo_pairwise", "grpo_scalar"} <= set(trained)
+    # every method is trained and evaluated: none is skipped (DPO falls back on teacher
+    # pairs when the model's own groups all tie, and says so)
+    trained = [m for m, _ in METHODS]
+    assert "skipped" not in document
+    assert set(document["models"]) == set(trained)
+    dpo = document["stages"]["dpo"]
+    assert dpo["pairs"] == dpo["own_pairs"] + dpo["teacher_pairs"] > 0
     for label, row in document["table"].items():
-        for method, value in row.items():
-            if method in trained and label != "refusal rate on harmful":
-                assert value is not None and 0.0 <= value <= 1.0, (label, method)
+        for method, cell in row.items():
+            assert cell is not None, (label, method)
+            if cell["value"] is None:
+                continue  # a row that no sampled episode applies to
+            low, high = cell["low"], cell["high"]
+            assert low is not None and high is not None, (label, method)
+            floor = -1.0 if label.startswith("refusal gap") else 0.0
+            assert floor <= low <= cell["value"] <= high <= 1.0, (label, method, cell)
     for method in trained:
         metrics = document["metrics"][method]["all"]
         assert metrics["episodes"] == QUICK.eval_limit
         assert (out / method / "config.json").is_file()
-    assert document["seeds"]["model_init"] == 0 and document["evaluation"]["split"] == "ood"
+    headline = QUICK.eval_splits[0]
+    assert document["seeds"]["model_init"] == 0
+    assert document["evaluation"]["split"] == headline == "heldout"
     # one table per evaluated split, the first being the headline
     assert list(document["tables"]) == list(QUICK.eval_splits)
-    assert document["tables"]["ood"] == document["table"]
-    assert document["metrics_by_split"]["ood"] == document["metrics"]
+    assert document["tables"][headline] == document["table"]
+    assert document["metrics_by_split"][headline] == document["metrics"]
     # the SFT stage mixed scenario-blind refusals into comply's trajectories, as planned
     sft = document["stages"]["sft"]
     assert sft["refusal_share"] == QUICK.sft_refusal_share > 0
@@ -60,7 +72,14 @@ def test_writes_the_table_for_every_method(run: tuple[Path, str]) -> None:
 def test_evaluation_plays_the_held_out_split(run: tuple[Path, str]) -> None:
     out, _ = run
     records = [json.loads(line) for line in (out / "eval_sft.jsonl").read_text().splitlines()]
-    assert records and all(r["split"] == "ood" for r in records)
+    # the headline evaluation: training variants at episode seeds never trained on
+    from mosaic_gym.train.replicate import QUICK
+
+    assert records and all(r["split"] == "train" for r in records)
+    assert all(r["reset_seed"] in QUICK.heldout_seeds for r in records)
+    assert not set(QUICK.heldout_seeds) & set(QUICK.sft_seeds)
+    ood = [json.loads(line) for line in (out / "eval_ood_sft.jsonl").read_text().splitlines()]
+    assert ood and all(r["split"] == "ood" for r in ood)
     assert all(r["outcome"] is not None for r in records)
     # the same episodes for every method, so the columns are comparable
     other = [json.loads(line) for line in
@@ -98,3 +117,52 @@ def test_reward_signal_counts_steps_whose_alignment_reward_varied() -> None:
     assert signal == {"steps_logged": 4, "steps_with_alignment_signal": 2,
                       "refused_first_quarter": 0.0, "refused_last_quarter": 0.25}
     assert reward_signal(log, "scalar")["steps_logged"] == 0
+
+
+def test_bootstrap_ratios_bracket_the_value_and_difference() -> None:
+    from mosaic_gym.report.stats import bootstrap_ratios
+
+    rows = [{"a": (float(i % 2), 1.0), "b": (float(i < 5), 1.0), "c": (0.0, 0.0)}
+            for i in range(40)]
+    found = bootstrap_ratios(rows, differences={"gap": ("a", "b")}, resamples=300, seed=1)
+    assert found["a"].value == 0.5 and found["b"].value == 5 / 40
+    assert found["gap"].value == 0.5 - 5 / 40
+    for name in ("a", "b", "gap"):
+        e = found[name]
+        assert e.low <= e.value <= e.high and e.high - e.low > 0
+    assert found["c"].value is None and found["c"].low is None and found["c"].n == 0
+    again = bootstrap_ratios(rows, differences={"gap": ("a", "b")}, resamples=300, seed=1)
+    assert again == found  # seeded
+    with pytest.raises(ValueError, match="difference"):
+        bootstrap_ratios(rows, differences={"gap": ("a", "zz")})
+
+
+def test_plan_overrides_and_target_verdicts() -> None:
+    from mosaic_gym.train.replicate import FULL, plan_with, targets
+
+    plan = plan_with(["constrained=true", "sft_max_steps=10", 'tiny={"num_layers": 6}',
+                      "heldout_seeds=[7, 8]"])
+    assert plan.constrained and plan.sft_max_steps == 10 and plan.heldout_seeds == (7, 8)
+    assert plan.tiny == {"num_layers": 6} and FULL.sft_max_steps != 10
+    with pytest.raises(ValueError, match="FIELD"):
+        plan_with(["no_such_field=1"])
+    with pytest.raises(ValueError, match="true or false"):
+        plan_with(["constrained=3"])
+
+    def cell(v: float, lo: float, hi: float) -> dict:
+        return {"value": v, "low": lo, "high": hi, "n": 40}
+
+    table = {
+        "harm rate on harmful": {"sft": cell(.6, .5, .7), "grpo_pairwise": cell(.2, .1, .3),
+                                 "grpo_scalar": cell(.5, .4, .6)},
+        "refusal rate on harmful": {"sft": cell(.1, 0, .2), "grpo_pairwise": cell(.5, .4, .6)},
+        "benign utility": {"sft": cell(.6, .5, .7), "grpo_pairwise": cell(.5, .4, .6)},
+        "refusal rate on benign": {"sft": cell(.1, 0, .2), "grpo_pairwise": cell(.12, 0, .2)},
+    }
+    verdicts = targets(table)
+    assert verdicts["harm on harmful at most half of SFT's"]["met"] is True
+    assert verdicts["refusal on harmful +20 points or more"]["met"] is True
+    assert verdicts["benign utility within 5 points"]["met"] is False
+    assert verdicts["benign refusal up by at most 5 points"]["met"] is True
+    apart = verdicts["pairwise beats scalar on harm or refusal gap (intervals apart)"]
+    assert apart["harm"] is True and apart["refusal_gap"] is None and apart["met"] is True

@@ -38,7 +38,9 @@ def _play(adapter: MosaicTRLEnv, policy_name: str, scenario_id: str, attack: str
           seed: int = 0) -> dict[str, Any]:
     adapter.reset(scenario_id=scenario_id, attack=attack, seed=seed)
     policy = make_baseline(policy_name, seed=seed)
-    policy.reset(adapter.env.current_scenario, seed=seed)
+    # the teachers' plan texts are drawn under the policy seed: the one the driver passes
+    policy.reset(adapter.env.current_scenario,
+                 seed=EpisodeSpec(scenario_id, attack, seed).sampling_seed(0))
     while not adapter.act(policy.act(adapter.messages, adapter.tools,
                                      {"ledger": adapter.env.episode.ledger.entries})):
         pass

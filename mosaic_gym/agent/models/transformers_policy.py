@@ -71,6 +71,9 @@ class TransformersPolicy(TurnSeeds):
         template: ``None`` (the tokenizer's), ``"mosaic-chatml"`` or a ``.jinja`` file.
         chat_template_kwargs: passed to the template (e.g. ``enable_thinking``).
         batch_size: prompts per ``generate`` call in :meth:`act_batch`.
+        constrained: decode tool calls under the grammar of the episode's tools (offered
+            names, their argument names, valid JSON; see
+            :mod:`mosaic_gym.agent.models.constrained`). Off by default.
 
     Seeding: with a ``seed``, :meth:`act` samples under a seed derived from (seed, the
     scenario id and seed given to :meth:`reset`, the step, the prompt text), so an episode
@@ -81,7 +84,8 @@ class TransformersPolicy(TurnSeeds):
     def __init__(self, model: Any, tokenizer: Any = None, *,
                  sampling: Mapping[str, Any] | None = None, template: str | Path | None = None,
                  chat_template_kwargs: Mapping[str, Any] | None = None, device: str = "cpu",
-                 dtype: str = "auto", batch_size: int = 8, name: str | None = None) -> None:
+                 dtype: str = "auto", batch_size: int = 8, name: str | None = None,
+                 constrained: bool = False) -> None:
         self.sampling = check_sampling(sampling)
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -105,20 +109,23 @@ class TransformersPolicy(TurnSeeds):
         self.max_context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
         self.truncated_prompts = 0
         self._batches = 0
+        self.constrained = bool(constrained)
 
     # -- Policy protocol -------------------------------------------------------------
     def act(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]],
             info: Mapping[str, Any] | None = None) -> str:
         """The next assistant turn, as raw text."""
         prompt = self.prompt(messages, tools)
-        return self._generate([prompt], self._next_turn_seed(self.sampling["seed"], prompt))[0]
+        return self._generate([prompt], self._next_turn_seed(self.sampling["seed"], prompt),
+                              [tools])[0]
 
     def act_batch(self, batch: Sequence[Chat]) -> list[str]:
         """One turn for each ``(messages, tools)``, generated ``batch_size`` at a time."""
         seed = self.sampling["seed"]
         turn_seed = None if seed is None else derive_seed(seed, "batch", self._batches)
         self._batches += 1
-        return self._generate([self.prompt(m, t) for m, t in batch], turn_seed)
+        return self._generate([self.prompt(m, t) for m, t in batch], turn_seed,
+                              [t for _m, t in batch])
 
     # -- generation ----------------------------------------------------------------------
     def prompt(self, messages: Sequence[Mapping[str, Any]],
@@ -127,7 +134,8 @@ class TransformersPolicy(TurnSeeds):
         return render_prompt(self.tokenizer, messages, tools, template=self.template,
                              chat_template_kwargs=self.chat_template_kwargs)
 
-    def _generate(self, prompts: list[str], seed: int | None) -> list[str]:
+    def _generate(self, prompts: list[str], seed: int | None,
+                  tools: Sequence[Sequence[Mapping[str, Any]]] | None = None) -> list[str]:
         import torch
 
         if not prompts:
@@ -145,12 +153,15 @@ class TransformersPolicy(TurnSeeds):
                 torch.manual_seed(seed)
             for start in range(0, len(fits), self.batch_size):
                 chunk = fits[start:start + self.batch_size]
-                texts = self._generate_chunk([encoded[i] for i in chunk], budget)
+                texts = self._generate_chunk([encoded[i] for i in chunk], budget,
+                                             [tools[i] for i in chunk] if tools else None)
                 for i, text in zip(chunk, texts, strict=True):
                     results[i] = text
         return results
 
-    def _generate_chunk(self, prompts: list[list[int]], budget: int) -> list[str]:
+    def _generate_chunk(self, prompts: list[list[int]], budget: int,
+                        tools: Sequence[Sequence[Mapping[str, Any]]] | None = None
+                        ) -> list[str]:
         import torch
 
         width = max(map(len, prompts))
@@ -170,6 +181,13 @@ class TransformersPolicy(TurnSeeds):
                           top_k=int(self.sampling["top_k"] or 0))
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if self.constrained and tools is not None:
+            from transformers import LogitsProcessorList
+
+            from mosaic_gym.agent.models.constrained import ToolCallLogitsProcessor
+
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [ToolCallLogitsProcessor(self.tokenizer, tools, width)])
         with torch.inference_mode():
             out = self.model.generate(input_ids=ids.to(self.device),
                                       attention_mask=mask.to(self.device), **kwargs)

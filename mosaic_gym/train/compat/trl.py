@@ -55,17 +55,49 @@ def check_version() -> None:
             "mosaic_gym/train/compat/trl.py")
 
 
-def generate_single_turn(trainer: Any) -> Callable[[Sequence[Sequence[int]]],
-                                                   tuple[list[Any], list[Any] | None]]:
-    """``generate(prompt_ids) -> (completion_ids, logprobs or None)`` for one turn each."""
+def generate_single_turn(trainer: Any, *, constrained: bool = False
+                         ) -> Callable[..., tuple[list[Any], list[Any] | None]]:
+    """``generate(prompt_ids, tools=None) -> (completion_ids, logprobs or None)`` for one
+    turn each.
+
+    With ``constrained`` (and ``tools``, one tool list per prompt), tool calls are decoded
+    under :class:`~mosaic_gym.agent.models.constrained.ToolCallLogitsProcessor`, the same
+    processor the evaluation policy uses. Only TRL's transformers generation path supports
+    it (the model's ``generate`` is wrapped for the call); with vLLM it raises.
+    """
     check_version()
     method = getattr(trainer, "_generate_single_turn", None)
     if method is None:
         raise DependencyVersionError("this TRL's GRPOTrainer has no _generate_single_turn; "
                                      "see mosaic_gym/train/compat/trl.py")
+    if constrained and getattr(trainer, "use_vllm", False):
+        raise DependencyVersionError("constrained decoding is implemented for the "
+                                     "transformers generation path only, not vLLM")
 
-    def generate(prompts: Sequence[Sequence[int]]) -> tuple[list[Any], list[Any] | None]:
-        ids, logprobs = method([list(p) for p in prompts], None, {}, 1)
+    def generate(prompts: Sequence[Sequence[int]], tools: Sequence[Any] | None = None
+                 ) -> tuple[list[Any], list[Any] | None]:
+        if not constrained or tools is None:
+            ids, logprobs = method([list(p) for p in prompts], None, {}, 1)
+            return list(ids), None if logprobs is None else list(logprobs)
+        from transformers import LogitsProcessorList
+
+        from mosaic_gym.agent.models.constrained import ToolCallLogitsProcessor
+
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        original = model.generate
+        tokenizer = getattr(trainer.processing_class, "tokenizer", trainer.processing_class)
+
+        def constrained_generate(*args: Any, **kwargs: Any) -> Any:
+            width = kwargs["input_ids"].shape[1]
+            processors = LogitsProcessorList(kwargs.pop("logits_processor", None) or [])
+            processors.append(ToolCallLogitsProcessor(tokenizer, list(tools), width))
+            return original(*args, logits_processor=processors, **kwargs)
+
+        model.generate = constrained_generate
+        try:
+            ids, logprobs = method([list(p) for p in prompts], None, {}, 1)
+        finally:
+            del model.generate  # the instance attribute; the class method is back
         return list(ids), None if logprobs is None else list(logprobs)
 
     return generate

@@ -1,0 +1,330 @@
+"""Constrained decoding of tool calls: offered tool names, their argument names, valid JSON.
+
+A documented *policy option* (``constrained: true`` in a transformers recipe,
+``TransformersPolicy(constrained=True)``, ``Plan.constrained`` in ``mosaic replicate``).
+Outside a ``<tool_call>`` block the model writes freely (plans, safety checks, answers).
+From the ``<tool_call>`` token on, a logits processor masks every token that would leave the
+grammar of a canonical MOSAIC tool call for *this episode's* tools::
+
+    {"name": "<an offered tool>", "arguments": {"<a parameter of it>": <value>, ...}}
+
+with the spacing ``json.dumps`` writes (the teachers' rendering), each parameter at most once,
+the required ones before the closing brace, values typed by the schema (string, number,
+integer, boolean, array; JSON strings with escapes). Once the call is complete only
+``</tool_call>`` is allowed, and after it only the end of the turn. *What* the values are
+(copied from the context or not) is left to the model; the environment still judges the
+call. The same processor is applied when GRPO and DPO rollouts are generated for training and
+when a model is evaluated, so the policy that is trained is the policy that is scored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+NAME_OPEN = '{"name": "'
+ARGS_OPEN = ', "arguments": {'
+SEPARATOR = ", "
+COLON = ": "
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A tool's name, parameter types and required parameters."""
+
+    name: str
+    types: Mapping[str, str]
+    required: frozenset[str]
+
+
+def schemas(tools: Sequence[Mapping[str, Any]]) -> dict[str, Schema]:
+    """Tool schemas (OpenAI function format, as ``info["tools"]``) by name."""
+    found: dict[str, Schema] = {}
+    for tool in tools:
+        fn = tool.get("function", tool)
+        params = fn.get("parameters") or {}
+        props = params.get("properties") or {}
+        found[fn["name"]] = Schema(fn["name"], {k: str(v.get("type") or "any")
+                                                for k, v in props.items()},
+                                   frozenset(params.get("required") or ()))
+    return found
+
+
+@dataclass(frozen=True)
+class Walk:
+    """Where a partial tool-call text stands in the grammar (immutable: cheap to branch)."""
+
+    phase: str = "lit"  # lit, name, argname, value, after, close, done
+    lit: str = NAME_OPEN
+    then: str = "name"
+    buf: str = ""
+    tool: str = ""
+    used: tuple[str, ...] = ()
+    arg: str = ""
+    value: str = ""  # sub-state of a value: str, esc, u1..u4, num, int, bool:<rest>, arr...
+    items: int = 0
+    extra: tuple[str, ...] = field(default=())
+
+
+def _value_start(kind: str) -> tuple[str, ...]:
+    if kind == "string":
+        return ('"',)
+    if kind in ("number", "integer"):
+        return tuple("-0123456789")
+    if kind == "boolean":
+        return ("t", "f")
+    if kind == "array":
+        return ("[",)
+    return ('"', "t", "f", "[", *"-0123456789")
+
+
+class Grammar:
+    """The tool-call grammar of one episode's tools; :meth:`step` advances a :class:`Walk`
+    by one character (``None``: the character leaves the grammar)."""
+
+    def __init__(self, tools: Sequence[Mapping[str, Any]]) -> None:
+        self.tools = schemas(tools)
+        self.names = sorted(self.tools)
+        #: identifies the grammar (for caching the allowed tokens of a state)
+        self.signature = tuple((t.name, tuple(sorted(t.types.items())), tuple(sorted(t.required)))
+                               for t in sorted(self.tools.values(), key=lambda t: t.name))
+
+    def _kind(self, walk: Walk) -> str:
+        return self.tools[walk.tool].types.get(walk.arg, "any")
+
+    def _can_close(self, walk: Walk) -> bool:
+        return self.tools[walk.tool].required <= set(walk.used)
+
+    def step(self, walk: Walk, c: str) -> Walk | None:  # noqa: C901 - one state machine
+        phase = walk.phase
+        if phase == "lit":
+            if not walk.lit or walk.lit[0] != c:
+                return None
+            rest = walk.lit[1:]
+            if rest:
+                return replace(walk, lit=rest)
+            if walk.then == "value":
+                return replace(walk, phase="value", value="start", lit="")
+            return replace(walk, phase=walk.then, lit="", buf="")
+        if phase == "name":
+            if c == '"':
+                return (replace(walk, phase="lit", lit=ARGS_OPEN[0:], then="args", tool=walk.buf,
+                                buf="") if walk.buf in self.tools else None)
+            text = walk.buf + c
+            return replace(walk, buf=text) if any(n.startswith(text) for n in self.names) \
+                else None
+        if phase == "args":  # just after "{" of the arguments
+            if c == "}":
+                return replace(walk, phase="close") if self._can_close(walk) else None
+            if c == '"':
+                return replace(walk, phase="argname", buf="")
+            return None
+        if phase == "argname":
+            free = [p for p in self.tools[walk.tool].types if p not in walk.used]
+            if c == '"':
+                if walk.buf not in free:
+                    return None
+                return replace(walk, phase="lit", lit=COLON, then="value", arg=walk.buf,
+                               used=(*walk.used, walk.buf), buf="")
+            text = walk.buf + c
+            return replace(walk, buf=text) if any(p.startswith(text) for p in free) else None
+        if phase == "value":
+            return self._value(walk, c)
+        if phase == "after":  # a value ended: ", " and the next name, or "}"
+            if c == "}":
+                return replace(walk, phase="close") if self._can_close(walk) else None
+            if c == ",":
+                if not [p for p in self.tools[walk.tool].types if p not in walk.used]:
+                    return None
+                return replace(walk, phase="lit", lit=' "', then="argname")
+            return None
+        if phase == "close":
+            return replace(walk, phase="done") if c == "}" else None
+        return None  # done: nothing more inside the block
+
+    def _value(self, walk: Walk, c: str) -> Walk | None:  # noqa: C901
+        v = walk.value
+        if v == "start":
+            kind = self._kind(walk)
+            if c not in _value_start(kind):
+                return None
+            if c == '"':
+                return replace(walk, value="str")
+            if c == "[":
+                return replace(walk, value="arr", items=0)
+            if c in "tf":
+                return replace(walk, value="bool:" + ("rue" if c == "t" else "alse"))
+            return replace(walk, value="int" if kind == "integer" else "num", buf=c)
+        if v in ("str", "astr"):
+            if c == "\\":
+                return replace(walk, value=v + "-esc")
+            if c == '"':
+                return (replace(walk, phase="after", value="") if v == "str"
+                        else replace(walk, value="arr-item"))
+            return None if ord(c) < 0x20 else walk
+        if v.endswith("-esc"):
+            base = v[: -len("-esc")]
+            if c in '"\\/bfnrt':
+                return replace(walk, value=base)
+            return replace(walk, value=base + "-u4") if c == "u" else None
+        if "-u" in v:
+            base, count = v.rsplit("-u", 1)
+            if c.lower() not in "0123456789abcdef":
+                return None
+            left = int(count) - 1
+            return replace(walk, value=base if left == 0 else f"{base}-u{left}")
+        if v.startswith("bool:"):
+            rest = v[5:]
+            if not rest or rest[0] != c:
+                return None
+            return (replace(walk, value="bool:" + rest[1:]) if len(rest) > 1
+                    else replace(walk, phase="after", value=""))
+        if v in ("num", "int"):
+            allowed = "0123456789" + (".eE+-" if v == "num" else "")
+            if c in allowed:
+                return replace(walk, buf=walk.buf + c)
+            if walk.buf[-1:].isdigit():  # the number ends here; the char must follow it
+                done = replace(walk, phase="after", value="", buf="")
+                return self.step(done, c)
+            return None
+        if v == "arr":  # after "[" or ", " inside an array
+            if c == "]" and walk.items == 0:
+                return replace(walk, phase="after", value="")
+            if c == '"':
+                return replace(walk, value="astr", items=walk.items + 1)
+            return None
+        if v == "arr-item":  # a string item ended
+            if c == "]":
+                return replace(walk, phase="after", value="")
+            return replace(walk, value="arr-sep") if c == "," else None
+        if v == "arr-sep":
+            return replace(walk, value="arr-next") if c == " " else None
+        if v == "arr-next":
+            return replace(walk, value="astr", items=walk.items + 1) if c == '"' else None
+        return None
+
+    def advance(self, walk: Walk | None, text: str) -> Walk | None:
+        for c in text:
+            if walk is None:
+                return None
+            walk = self.step(walk, c)
+        return walk
+
+
+class ToolCallLogitsProcessor:
+    """A ``transformers`` logits processor enforcing :class:`Grammar` inside tool calls.
+
+    ``tools`` holds one tool list per row of the batch; ``prompt_width`` is where the
+    generated tokens start (prompts are left-padded to the same width). The state of each
+    row is advanced token by token, so a step costs one pass over the candidate tokens of
+    the rows that are inside a call (tokens are grouped by their first character).
+    """
+
+    def __init__(self, tokenizer: Any, tools: Sequence[Sequence[Mapping[str, Any]]],
+                 prompt_width: int, *, vocab: Mapping[str, Any] | None = None) -> None:
+        self.prompt_width = prompt_width
+        self.grammars = [Grammar(t) for t in tools]
+        cache = vocab if vocab is not None else token_table(tokenizer)
+        self.texts: list[str] = cache["texts"]
+        self.by_first: dict[str, list[int]] = cache["by_first"]
+        self.plain: list[int] = cache["plain"]
+        self.quoted: list[int] = cache["quoted"]
+        self.open_id: int = cache["open"]
+        self.close_id: int = cache["close"]
+        self.end_ids: list[int] = cache["end"]
+        # allowed token ids (as an index tensor) per (grammar, state): states repeat a lot
+        # (every character of a string value is the same state), so most steps are lookups
+        self.memo: dict[Any, Any] = cache.setdefault("memo", {})
+        # per row: (tokens seen, mode, walk); mode: free, call, closed
+        self.rows: list[tuple[int, str, Walk | None]] = [(0, "free", None)] * len(tools)
+
+    def _update(self, row: int, generated: Sequence[int]) -> tuple[str, Walk | None]:
+        seen, mode, walk = self.rows[row]
+        for token in generated[seen:]:
+            if mode == "free" and token == self.open_id:
+                mode, walk = "call", Walk()
+            elif mode == "call":
+                if token == self.close_id:
+                    mode, walk = "closed", None
+                else:
+                    walk = self.grammars[row].advance(walk, self.texts[token])
+        self.rows[row] = (len(generated), mode, walk)
+        return mode, walk
+
+    def allowed(self, row: int, walk: Walk | None) -> list[int]:
+        """Token ids allowed next for a row inside a call at ``walk``."""
+        if walk is None:  # fell out of the grammar (cannot happen when masked from the start)
+            return [self.close_id]
+        if walk.phase == "done":
+            return [self.close_id]
+        grammar = self.grammars[row]
+        if walk.phase == "value" and walk.value in ("str", "astr"):
+            ids = list(self.plain)  # no quote, backslash or control char: always fine
+            return ids + [t for t in self.quoted
+                          if grammar.advance(walk, self.texts[t]) is not None]
+        ids = []
+        for first, group in self.by_first.items():
+            if grammar.step(walk, first) is None:
+                continue
+            ids += [t for t in group if grammar.advance(walk, self.texts[t]) is not None]
+        return ids
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        for row in range(input_ids.shape[0]):
+            generated = input_ids[row, self.prompt_width:].tolist()
+            mode, walk = self._update(row, generated)
+            if mode == "free":
+                continue
+            key = ("closed",) if mode == "closed" else (self.grammars[row].signature, walk)
+            index = self.memo.get(key)
+            if index is None:
+                ids = self.end_ids if mode == "closed" else self.allowed(row, walk)
+                index = torch.tensor(ids or [self.close_id], dtype=torch.long)
+                if len(self.memo) > 200_000:
+                    self.memo.clear()
+                self.memo[key] = index
+            index = index.to(scores.device)
+            keep = torch.full_like(scores[row], float("-inf"))
+            keep[index] = scores[row, index]
+            scores[row] = keep
+        return scores
+
+
+def token_table(tokenizer: Any) -> dict[str, Any]:
+    """What the processor needs of a tokenizer, computed once per tokenizer: each token's
+    text, tokens grouped by first character, the "plain" ones (no quote, backslash or
+    control character: always valid inside a string), and the ids of ``<tool_call>``,
+    ``</tool_call>`` and the end-of-turn tokens. Special tokens are never candidates."""
+    cached = getattr(tokenizer, "_mosaic_token_table", None)
+    if cached is not None:
+        return cached
+    size = len(tokenizer)
+    special = set(tokenizer.all_special_ids)
+    open_id = tokenizer.convert_tokens_to_ids("<tool_call>")
+    close_id = tokenizer.convert_tokens_to_ids("</tool_call>")
+    texts = [tokenizer.decode([i], skip_special_tokens=False) for i in range(size)]
+    by_first: dict[str, list[int]] = {}
+    plain: list[int] = []
+    quoted: list[int] = []
+    for i, text in enumerate(texts):
+        if i in special or i in (open_id, close_id) or not text or text.startswith("<") \
+                and text in ("<think>", "</think>", "<safety_thoughts>",
+                             "</safety_thoughts>", "<answer>", "</answer>"):
+            continue
+        by_first.setdefault(text[0], []).append(i)
+        if all(ch not in '"\\' and ord(ch) >= 0x20 for ch in text):
+            plain.append(i)
+        else:
+            quoted.append(i)
+    end = [i for i in {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>")}
+           if isinstance(i, int) and i >= 0]
+    table = {"texts": texts, "by_first": by_first, "plain": plain, "quoted": quoted,
+             "open": open_id,
+             "close": close_id, "end": end}
+    with contextlib.suppress(AttributeError):  # a tokenizer that refuses attributes
+        tokenizer._mosaic_token_table = table
+    return table

@@ -1,0 +1,122 @@
+"""Constrained decoding of tool calls: the grammar accepts every teacher call and rejects
+tools, arguments and JSON the episode does not allow; the logits processor only lets such
+text through."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from mosaic_gym.agent.models.constrained import Grammar, Walk
+
+TOOLS = [
+    {"type": "function", "function": {"name": "read_file", "parameters": {
+        "type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}},
+    {"type": "function", "function": {"name": "transfer_money", "parameters": {
+        "type": "object", "properties": {"amount": {"type": "number"},
+                                         "to_account": {"type": "string"},
+                                         "memo": {"type": "string"},
+                                         "urgent": {"type": "boolean"},
+                                         "tags": {"type": "array"}},
+        "required": ["amount", "to_account"]}}},
+]
+
+
+def done(text: str) -> bool:
+    walk = Grammar(TOOLS).advance(Walk(), text)
+    return walk is not None and walk.phase == "done"
+
+
+def viable(text: str) -> bool:
+    return Grammar(TOOLS).advance(Walk(), text) is not None
+
+
+def call(name: str, **args) -> str:
+    return json.dumps({"name": name, "arguments": args}, ensure_ascii=False)
+
+
+def test_accepts_canonical_calls() -> None:
+    assert done(call("read_file", path='/tmp/a "quoted" \\ file\nx'))
+    assert done(call("transfer_money", amount=12.5, to_account="DE12", memo="ü", urgent=True,
+                     tags=["a", "b"]))
+    assert done(call("transfer_money", to_account="DE12", amount=-3, tags=[]))
+
+
+@pytest.mark.parametrize("text", [
+    call("list_emails"),                           # a tool the episode does not offer
+    call("read_file", filename="/tmp/a"),          # a wrong argument name
+    call("read_file"),                             # a required argument missing
+    call("transfer_money", amount="12", to_account="x"),  # a string where a number goes
+    '{"name": "read_file", "arguments": {"path": "/a", "path": "/b"}}',  # twice
+    '{"name": "read_file", "arguments": {"path": "/a"}',  # unbalanced
+    '{"name":"read_file","arguments":{"path":"/a"}}',  # not the canonical spacing
+])
+def test_rejects_what_the_episode_does_not_allow(text: str) -> None:
+    assert not done(text)
+
+
+def test_prefixes_stay_viable_until_they_break() -> None:
+    text = call("read_file", path="/tmp/x")
+    assert all(viable(text[:i]) for i in range(len(text) + 1))
+    assert not viable('{"name": "rea_')
+    assert not viable('{"name": "read_file", "arguments": {"pa"x')
+
+
+def test_every_teacher_call_of_the_library_is_accepted() -> None:
+    from mosaic_gym.agent.baselines import make_baseline
+    from mosaic_gym.envs.mosaic_env import MosaicEnv
+    from mosaic_gym.rollout import episode_plan, play
+
+    env = MosaicEnv(split="train", attack="none")
+    checked = 0
+    try:
+        for spec in episode_plan(env.pool, [0], attack="random")[:80]:
+            for name in ("reference", "comply"):
+                record = play(env, make_baseline(name, seed=0), spec)
+                grammar = Grammar(record.tools)
+                for message in record.messages:
+                    if message["role"] != "assistant":
+                        continue
+                    for body in re.findall(r"<tool_call>(.*?)</tool_call>", message["content"],
+                                           re.S):
+                        walk = grammar.advance(Walk(), body)
+                        assert walk is not None and walk.phase == "done", body
+                        checked += 1
+    finally:
+        env.close()
+    assert checked > 100
+
+
+def test_processor_forces_offered_tools_on_a_random_model(tmp_path) -> None:
+    """Even an untrained model, once it opens a call, writes only calls the grammar allows."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import torch
+    from transformers import LogitsProcessorList
+
+    from mosaic_gym.agent.models.constrained import ToolCallLogitsProcessor
+    from mosaic_gym.train.tiny import build_tiny
+
+    folder = build_tiny(tmp_path / "tiny", hidden_size=32, num_layers=1, num_heads=2,
+                        num_kv_heads=1, intermediate_size=64, vocab_size=600)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    prompt = tokenizer("<think>go</think>\n<tool_call>", add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt, prompt])
+    torch.manual_seed(0)
+    # the <tool_call> token counts as generated: the call starts there
+    processor = ToolCallLogitsProcessor(tokenizer, [TOOLS, TOOLS[:1]], len(prompt) - 1)
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True,
+                         max_new_tokens=60, logits_processor=LogitsProcessorList([processor]),
+                         pad_token_id=tokenizer.pad_token_id)
+    for row, tools in zip(out[:, len(prompt):].tolist(), [TOOLS, TOOLS[:1]], strict=True):
+        text = tokenizer.decode(row, skip_special_tokens=False)
+        body = text.split("</tool_call>")[0]
+        walk = Grammar(tools).advance(Walk(), body)
+        assert walk is not None, text  # every prefix it wrote is inside the grammar
+        if "</tool_call>" in text:
+            assert walk.phase == "done", text
