@@ -260,7 +260,9 @@ class Episode:
         try:
             return initial_truth(utility, JudgeContext(self.scenario, self.world, self.initial,
                                                        Ledger()))
-        except Exception:  # noqa: BLE001 - progress is advisory; the verdict is unaffected
+        except BaseException as exc:  # progress is advisory; the judge fails closed later
+            if is_fatal(exc):
+                raise
             return None
 
     # -- reporting ---------------------------------------------------------------------
