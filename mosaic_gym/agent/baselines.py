@@ -126,7 +126,7 @@ class _Script:
     """Plays a queue of turns, rendering each one's plan from the episode at that point.
 
     Plans and safety checks are drawn from the templates above with a generator seeded by
-    the scenario and the reset seed: they name the request, what the last observation
+    the scenario and the episode seed: they name the request, what the last observation
     showed, the next call and why, so the ``<think>`` text carries information.
     """
 
@@ -142,7 +142,13 @@ class _Script:
 
     def _start(self, scenario: ResolvedScenario, seed: int | None) -> None:
         # Any scenario-like object (library scenarios, external suites' SuiteScenario).
-        self.rng = random.Random(f"{getattr(scenario, 'id', '')}/{seed}")
+        # The wording is seeded by what the teacher is shown (the variant and the episode's
+        # own seed), not by the sampling seed, which also names the attack to come: the
+        # same observations then give the same turns, so a model replaying a teacher
+        # without knowing the attack (the Inspect bridge's mock) meets the same episode.
+        shown = getattr(scenario, "seed", None)
+        shown = seed if shown is None else shown
+        self.rng = random.Random(f"{getattr(scenario, 'id', '')}/{shown}")
         spec = scenario.spec
         self.request = _snippet(getattr(spec, "user_request", ""), 8) or "the task"
         self.title = _snippet(getattr(spec, "title", ""), 8) or "this request"
