@@ -3,11 +3,11 @@
 The plan is the whole suite: for AgentDojo every user task alone (benign) and every
 (user task x injection task) pair under one attack; for BFCL every item of the supported
 categories. ``limit`` draws a seeded subset round-robin over strata (AgentDojo: benign and
-injection; BFCL: its categories) with ``runner.episode_subset``, so a small evaluation still
-sees every kind of episode. Episodes are played by ``runner.play``, the metrics are
-``judge.metrics`` (plus an ``irrelevance`` column for BFCL's declined items), and the table
-is ``evaluate.format_table``: the same numbers and layout as ``mosaic eval`` on mosaic's own
-scenarios. :func:`evaluate_suite` is what the replication calls for its zero-shot columns.
+injection; BFCL: its categories), so a small evaluation still sees every kind of episode
+(:mod:`mosaic_gym.rollout.suites`, shared with the replication). Episodes are played by
+``rollout.play``, the metrics are ``judge.metrics`` (plus an ``irrelevance`` column for
+BFCL's declined items), and the table is ``evaluate.format_table``: the same numbers and
+layout as ``mosaic eval`` on mosaic's own scenarios.
 """
 
 from __future__ import annotations
@@ -18,46 +18,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mosaic_gym.errors import SuiteError
 from mosaic_gym.judge.metrics import METRICS, by_category, compute
+from mosaic_gym.rollout.suites import SUITE_ENVS, suite_env, suite_plan
 
-SUITE_ENVS = {"agentdojo": "mosaic/AgentDojo-v0", "bfcl": "mosaic/BFCL-v0"}
-
-
-def suite_env(suite: str, *, attack: str | None = None, agentdojo_suite: str = "all") -> Any:
-    """The env that plays a whole suite (AgentDojo: benign tasks and attacked pairs)."""
-    if suite == "agentdojo":
-        from mosaic_gym.envs.suites.agentdojo import DEFAULT_ATTACK, AgentDojoEnv
-
-        return AgentDojoEnv(suite=agentdojo_suite, injection_task="all",
-                            attack=attack or DEFAULT_ATTACK)
-    if suite == "bfcl":
-        from mosaic_gym.envs.suites.bfcl import BFCLEnv
-
-        return BFCLEnv(category="all")
-    raise SuiteError(f"unknown suite {suite!r}; expected one of {', '.join(SUITE_ENVS)}")
-
-
-def suite_plan(env: Any, suite: str, limit: int | None = None, seed: int = 0) -> list[Any]:
-    """Every episode of the suite (or a stratified ``limit`` of them), in a stable order."""
-    from mosaic_gym.rollout.plan import EpisodeSpec, episode_subset
-
-    plan: list[EpisodeSpec] = []
-    strata: dict[str, str] = {}
-    for scenario in env.pool:
-        injection = scenario.spec.injection
-        if suite == "agentdojo":
-            benign_id = scenario.id.rsplit("/", 1)[0]
-            if benign_id not in strata:  # each user task once on its own
-                plan.append(EpisodeSpec(benign_id, None, 0))
-                strata[benign_id] = "benign"
-            plan.append(EpisodeSpec(scenario.id, injection.strategies[0], 0))
-            strata[scenario.id] = "injection"
-        else:
-            plan.append(EpisodeSpec(scenario.id, None, 0))
-            strata[scenario.id] = scenario.domain
-    plan = [EpisodeSpec(s.scenario_id, s.attack, s.seed, strata[s.scenario_id]) for s in plan]
-    return episode_subset(plan, limit, seed=seed)
+__all__ = ["SUITE_ENVS", "evaluate_suite", "suite_env", "suite_metrics", "suite_plan"]
 
 
 def suite_metrics(outcomes: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float | None]]:

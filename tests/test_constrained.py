@@ -52,6 +52,12 @@ def test_accepts_canonical_calls() -> None:
     '{"name": "read_file", "arguments": {"path": "/a", "path": "/b"}}',  # twice
     '{"name": "read_file", "arguments": {"path": "/a"}',  # unbalanced
     '{"name":"read_file","arguments":{"path":"/a"}}',  # not the canonical spacing
+    # numbers that are not JSON numbers
+    '{"name": "transfer_money", "arguments": {"amount": 8...48, "to_account": "x"}}',
+    '{"name": "transfer_money", "arguments": {"amount": 05, "to_account": "x"}}',
+    '{"name": "transfer_money", "arguments": {"amount": 1e, "to_account": "x"}}',
+    '{"name": "transfer_money", "arguments": {"amount": -, "to_account": "x"}}',
+    '{"name": "transfer_money", "arguments": {"amount": 1.5.2, "to_account": "x"}}',
 ])
 def test_rejects_what_the_episode_does_not_allow(text: str) -> None:
     assert not done(text)
@@ -120,3 +126,80 @@ def test_processor_forces_offered_tools_on_a_random_model(tmp_path) -> None:
         assert walk is not None, text  # every prefix it wrote is inside the grammar
         if "</tool_call>" in text:
             assert walk.phase == "done", text
+
+
+@pytest.mark.parametrize("text", [
+    call("read_file", path='/tmp/a "quoted" \\ file\nx\u00e9'),
+    call("transfer_money", amount=12.5, to_account="DE12", memo="ü", urgent=False,
+         tags=["a", "b"]),
+    call("transfer_money", to_account="DE12", amount=-3e5, tags=[]),
+    '{"name": "transfer_money", "arguments": {"memo": "\\u00e9", "amount": 1}}',
+])
+def test_every_prefix_has_a_shortest_completion_the_grammar_accepts(text: str) -> None:
+    """What the budget-closing writes: from any point inside a call, a completion that
+    makes a complete, allowed call (required arguments filled with their shortest value)."""
+    grammar = Grammar(TOOLS)
+    for i in range(len(text) + 1):
+        walk = grammar.advance(Walk(), text[:i])
+        if walk is None:  # the text itself is outside the grammar from here on
+            assert i > 0 and grammar.advance(Walk(), text[:i - 1]) is not None
+            break
+        rest = grammar.finish(walk)
+        assert rest is not None, text[:i]
+        end = grammar.advance(walk, rest)
+        assert end is not None and end.phase == "done", (text[:i], rest)
+        body = json.loads(text[:i] + rest)
+        schema = next(t["function"] for t in TOOLS if t["function"]["name"] == body["name"])
+        assert set(schema["parameters"]["required"]) <= set(body["arguments"])
+    whole = grammar.advance(Walk(), text)
+    if whole is not None:  # a complete call needs nothing more
+        assert grammar.finish(whole) == ""
+    # from nothing: the shortest allowed call (the shorter tool, its one required argument)
+    assert Grammar(TOOLS).finish(Walk()) == '{"name": "read_file", "arguments": {"path": ""}}'
+    assert grammar.finish(None) is None
+
+
+def test_processor_closes_a_call_before_the_budget_runs_out(tmp_path) -> None:
+    """An untrained model never closes a string on its own; with the turn's budget the
+    processor closes the call in time, so the turn parses (and without it, it does not)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+
+    from mosaic_gym.agent.models.constrained import ToolCallLogitsProcessor
+    from mosaic_gym.protocol.format import parse_action
+    from mosaic_gym.train.tiny import build_tiny
+
+    folder = build_tiny(tmp_path / "tiny", hidden_size=32, num_layers=1, num_heads=2,
+                        num_kv_heads=1, intermediate_size=64, vocab_size=600)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    prompt = tokenizer("<think>go</think>\n<tool_call>", add_special_tokens=False)["input_ids"]
+    rows = 6
+    ids = torch.tensor([prompt] * rows)
+    tools = [TOOLS if r % 2 else TOOLS[1:] for r in range(rows)]
+    budget = 90
+
+    def generate(with_budget: bool) -> list[str]:
+        torch.manual_seed(0)
+        processor = ToolCallLogitsProcessor(tokenizer, tools, len(prompt) - 1,
+                                            budget=budget if with_budget else None)
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                             do_sample=True, max_new_tokens=budget - 1,
+                             logits_processor=LogitsProcessorList([processor]),
+                             pad_token_id=tokenizer.pad_token_id)
+        stops = {tokenizer.pad_token_id, tokenizer.eos_token_id}
+        return [tokenizer.decode([t for t in r if t not in stops], skip_special_tokens=False)
+                for r in out[:, len(prompt):].tolist()]
+
+    closed = generate(True)
+    for text, allowed in zip(closed, tools, strict=True):
+        assert "</tool_call>" in text, text
+        action = parse_action("<think>go</think>\n<tool_call>" + text.split("</tool_call>")[0]
+                              + "</tool_call>")
+        assert action.tool_call is not None, text
+        assert action.tool_call.name in {t["function"]["name"] for t in allowed}
+    # the same seed without the budget: the untrained model runs out inside the call
+    cut = generate(False)
+    assert sum("</tool_call>" not in text for text in cut) >= rows // 2, cut

@@ -7,8 +7,9 @@
    ablation) and **DPO** on oracle-ranked pairs (teacher pairs added when the model's own
    groups give too few; never skipped);
 4. evaluate every model right after its stage on ``heldout`` (the training variants at
-   unseen episode seeds), ``test`` and ``ood``, with a 95 % bootstrap interval over episodes
-   for every metric (:func:`records_metrics`);
+   unseen episode seeds), ``test`` and ``ood``, and zero-shot on the external suites
+   AgentDojo and BFCL where their extras are installed, with a 95 % bootstrap interval over
+   episodes for every metric (:func:`records_metrics`);
 5. print and save the table (``replication.json``, ``replication.png``) with the target
    verdicts of pairwise GRPO against SFT (:func:`targets`), stage times and every seed.
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ TABLE = [
     ("refusal_rate_benign", "refusal rate on benign"),
     ("refusal_gap", "refusal gap (harmful - benign)"),
     ("over_refusal", "over-refusal"),
+    ("utility_under_attack", "utility under attack"),
+    ("abstention_irrelevance", "correct abstention (BFCL irrelevance)"),
     ("safety_token_share", "safety-token share"),
     ("format_error_rate", "format-error turns"),
 ]
@@ -109,6 +112,17 @@ class Plan:
     """Decode tool calls under the episode's tool grammar
     (:mod:`mosaic_gym.agent.models.constrained`), identically in GRPO and DPO rollouts and
     in every evaluation."""
+    zero_shot: tuple[str, ...] = ("agentdojo", "bfcl")
+    """External suites every model is also evaluated on, never trained on (a table per
+    suite after the library splits); a suite whose extra is not installed is listed under
+    ``zero_shot.missing`` in the document and skipped, never counted as 0 %."""
+    zero_shot_limit: int | None = 96
+    """Episodes per suite (stratified: AgentDojo benign tasks and attacked pairs, BFCL's
+    categories; :func:`~mosaic_gym.rollout.suites.suite_plan`); ``None`` plays them all
+    (AgentDojo 1,046, BFCL 4,291)."""
+    zero_shot_max_steps: int | None = 12
+    """Turn limit of a suite episode (``None``: the suite's own, enough for its longest
+    ground truth; travel user task 19 needs 18 calls)."""
 
 
 FULL = Plan()
@@ -118,7 +132,7 @@ QUICK = replace(FULL, tiny={"hidden_size": 64, "num_layers": 2, "num_heads": 2,
                 grpo_groups_per_step=1,
                 dpo_episodes=3, dpo_steps=2, max_new_tokens=64, env_max_steps=4,
                 eval_splits=(HELDOUT, "ood"), heldout_seeds=(1000,), eval_limit=12,
-                eval_batch=12, bootstrap=200)
+                eval_batch=12, bootstrap=200, zero_shot_limit=4, zero_shot_max_steps=4)
 
 
 def plan_with(assignments: Sequence[str], *, quick: bool = False) -> Plan:
@@ -173,16 +187,22 @@ def evaluation_plan(split: str = "ood", *, seeds: Sequence[int] = (0,), attack: 
 
 
 def play_batched(policy: Any, plan: Sequence[Any], *, slots: int = 32,
-                 max_steps: int | None = None, progress: bool = True) -> list[Trajectory]:
+                 max_steps: int | None = None, progress: bool = True,
+                 make_env: Callable[[], Any] | None = None) -> list[Trajectory]:
     """Play every episode of ``plan`` with the rollout driver, ``slots`` at a time (a batched
-    policy generates every live episode's turn in one call). Records in plan order."""
+    policy generates every live episode's turn in one call). Records in plan order.
+
+    ``make_env`` builds one slot's env (default: a library :class:`MosaicEnv` limited to
+    ``max_steps`` turns; an external suite's env for the zero-shot columns)."""
     from rich.progress import track
 
     from mosaic_gym.envs.mosaic_env import MosaicEnv
     from mosaic_gym.rollout.driver import play_plan
 
-    envs = [MosaicEnv(split="all", attack="none", max_steps=max_steps)
-            for _ in range(max(1, min(slots, len(plan))))]
+    if make_env is None:
+        def make_env() -> Any:
+            return MosaicEnv(split="all", attack="none", max_steps=max_steps)
+    envs = [make_env() for _ in range(max(1, min(slots, len(plan))))]
     order = {spec.key: index for index, spec in enumerate(plan)}
     records: list[Trajectory | None] = [None] * len(plan)
     try:
@@ -219,6 +239,8 @@ def episode_terms(record: Trajectory) -> dict[str, tuple[float, float]]:
         rate("refusal_rate_benign", benign, o.refused)
         rate("over_refusal", complete, o.refused)
         rate("utility_under_attack", attacked and complete, done)
+        # BFCL's irrelevance items: no offered function fits, declining is the right answer.
+        rate("abstention_irrelevance", o.category == "irrelevance", o.refused)
     tokens = record.tokens
     terms["safety_token_share"] = ((float(tokens.safety_check), float(tokens.assistant))
                                    if tokens is not None else (0.0, 0.0))
@@ -250,7 +272,8 @@ def evaluate_model(model: str | Path, plan: Sequence[Any], *, max_new_tokens: in
                    max_steps: int | None = None, batch: int = 32, seed: int = 0,
                    temperature: float = 0.0, out: str | Path | None = None,
                    progress: bool = True, resamples: int = 1000,
-                   constrained: bool = False) -> dict[str, Any]:
+                   constrained: bool = False,
+                   make_env: Callable[[], Any] | None = None) -> dict[str, Any]:
     """Batched evaluation of a model folder over ``plan`` (greedy unless ``temperature``;
     sampling is seeded per episode and turn); metrics (and JSONL)."""
     from mosaic_gym.agent.models.transformers_policy import TransformersPolicy
@@ -259,7 +282,8 @@ def evaluate_model(model: str | Path, plan: Sequence[Any], *, max_new_tokens: in
                                                       "max_new_tokens": max_new_tokens},
                                 batch_size=batch, dtype="float32", constrained=constrained,
                                 device=_device())
-    records = play_batched(policy, plan, slots=batch, max_steps=max_steps, progress=progress)
+    records = play_batched(policy, plan, slots=batch, max_steps=max_steps, progress=progress,
+                           make_env=make_env)
     if out is not None:
         with Path(out).open("w", encoding="utf-8") as sink:
             for record in records:
@@ -383,6 +407,7 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
     Each stage's model is kept under ``out/<stage>``; a stage whose folder already holds a
     model is reused (delete it to retrain), so an interrupted run resumes.
     """
+    from mosaic_gym.rollout.suites import SUITE_ENVS, suite_env, suite_missing, suite_plan
     from mosaic_gym.train.dpo import run_dpo
     from mosaic_gym.train.grpo import run_grpo
     from mosaic_gym.train.sft import run_sft
@@ -400,6 +425,10 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
                              f"all; got "
                              f"{', '.join(eval_splits) or 'none'}")
         plan = replace(plan, eval_splits=tuple(eval_splits))
+    strange = sorted(set(plan.zero_shot) - set(SUITE_ENVS))
+    if strange:
+        raise ValueError(f"zero_shot: unknown suite(s) {', '.join(strange)}; expected among "
+                         f"{', '.join(SUITE_ENVS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -431,6 +460,22 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
         else:
             plans[split] = evaluation_plan(split, seeds=plan.eval_seeds, limit=plan.eval_limit,
                                            seed=seed)
+    # Zero-shot: the external suites, never trained on, played by the same models.
+    makers: dict[str, Callable[[], Any]] = {}
+    missing: dict[str, str] = {}
+    for suite in plan.zero_shot:
+        reason = suite_missing(suite)
+        if reason is not None:
+            missing[suite] = reason
+            print(f"[zero-shot] {suite} skipped: {reason}")
+            continue
+        env = suite_env(suite)
+        try:
+            plans[suite] = suite_plan(env, suite, plan.zero_shot_limit, seed)
+        finally:
+            env.close()
+        makers[suite] = lambda s=suite: suite_env(s, max_steps=plan.zero_shot_max_steps)
+        results[suite] = {}
     sizes = {split: len(episodes) for split, episodes in plans.items()}
 
     def evaluate(method: str) -> None:
@@ -453,7 +498,8 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
                 models[method], episodes, max_new_tokens=plan.max_new_tokens,
                 max_steps=plan.env_max_steps, batch=plan.eval_batch, seed=seed,
                 temperature=plan.eval_temperature, out=out / name, progress=progress,
-                resamples=plan.bootstrap, constrained=plan.constrained)
+                resamples=plan.bootstrap, constrained=plan.constrained,
+                make_env=makers.get(split))
             timings[f"eval_{split}_{method}"] = round(time.perf_counter() - begin, 1)
 
     base = stage("base", lambda p: build_tiny(p, seed=seed, **plan.tiny))
@@ -489,7 +535,8 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
 
     headline = plan.eval_splits[0]
     title = (f"mosaic replicate{' --quick' if quick else ''}: tiny model, seed {seed}, "
-             "held-out " + ", ".join(f"{s} ({sizes[s]} episodes)" for s in plan.eval_splits))
+             "held-out " + ", ".join(f"{s} ({sizes[s]} episodes)" for s in plan.eval_splits)
+             + "".join(f", zero-shot {s} ({sizes[s]})" for s in makers))
     document = {
         "title": title, "quick": quick, "seed": seed,
         "seeds": {"model_init": seed, "sft": seed, "sft_episode_seeds": list(plan.sft_seeds),
@@ -502,8 +549,11 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
                        "decoding": (f"sampled, temperature {plan.eval_temperature}, seed {seed}"
                                     if plan.eval_temperature > 0 else "greedy")},
         "table": table_dict(results[headline]),
-        "tables": {split: table_dict(results[split]) for split in plan.eval_splits},
-        "targets": {split: targets(table_dict(results[split])) for split in plan.eval_splits},
+        "tables": {split: table_dict(results[split]) for split in results},
+        "targets": {split: targets(table_dict(results[split])) for split in results},
+        "zero_shot": {"suites": list(makers), "missing": missing,
+                      "episodes": {s: sizes[s] for s in makers},
+                      "limit": plan.zero_shot_limit, "max_steps": plan.zero_shot_max_steps},
         "metrics": results[headline],
         "metrics_by_split": results, "seconds": timings,
         "models": {name: str(path) for name, path in models.items()},
@@ -517,8 +567,9 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
                                                   quiet=not progress)
     (out / "replication.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
     plot_table(results, out / "replication.png", title)
-    for split in plan.eval_splits:
-        print_table(results[split], f"{split} split ({sizes[split]} episodes), seed {seed}",
+    for split in results:
+        kind = "zero-shot suite" if split in makers else "split"
+        print_table(results[split], f"{split} {kind} ({sizes[split]} episodes), seed {seed}",
                     split)
     for name, verdict in document["targets"][headline].items():
         mark = {True: "met", False: "MISSED", None: "n/a"}[verdict["met"]]

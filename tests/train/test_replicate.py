@@ -57,8 +57,10 @@ def test_writes_the_table_for_every_method(run: tuple[Path, str]) -> None:
     headline = QUICK.eval_splits[0]
     assert document["seeds"]["model_init"] == 0
     assert document["evaluation"]["split"] == headline == "heldout"
-    # one table per evaluated split, the first being the headline
-    assert list(document["tables"]) == list(QUICK.eval_splits)
+    # one table per evaluated split, the first being the headline, then the zero-shot suites
+    zero_shot = document["zero_shot"]
+    assert set(zero_shot["suites"]) | set(zero_shot["missing"]) == set(QUICK.zero_shot)
+    assert list(document["tables"]) == list(QUICK.eval_splits) + zero_shot["suites"]
     assert document["tables"][headline] == document["table"]
     assert document["metrics_by_split"][headline] == document["metrics"]
     # the SFT stage mixed scenario-blind refusals into comply's trajectories, as planned
@@ -88,6 +90,40 @@ def test_evaluation_plays_the_held_out_split(run: tuple[Path, str]) -> None:
         return [(r["scenario_id"], r["attack"], r["reset_seed"]) for r in rows]
 
     assert episodes(records) == episodes(other)
+
+
+def test_zero_shot_columns_play_the_external_suites(run: tuple[Path, str]) -> None:
+    """Every model also plays AgentDojo and BFCL (never trained on), each a stratified
+    subset of the suite's own plan, with the suite's own verdicts in the table."""
+    from mosaic_gym.train.replicate import METHODS, QUICK
+
+    out, printed = run
+    document = json.loads((out / "replication.json").read_text())
+    zero_shot = document["zero_shot"]
+    for suite, reason in zero_shot["missing"].items():  # only an absent extra is skipped
+        assert suite in reason.lower() or "install" in reason.lower(), reason
+    if not zero_shot["suites"]:
+        pytest.skip("neither the agentdojo nor the bfcl extra is installed")
+    for suite in zero_shot["suites"]:
+        assert zero_shot["episodes"][suite] == QUICK.zero_shot_limit
+        assert f"{suite} zero-shot suite" in printed
+        wanted = None
+        for method, _ in METHODS:
+            rows = [json.loads(line) for line in
+                    (out / f"eval_{suite}_{method}.jsonl").read_text().splitlines()]
+            assert len(rows) == QUICK.zero_shot_limit
+            assert all(r["scenario_id"].startswith(f"{suite}/") for r in rows)
+            assert all(r["outcome"] is not None for r in rows)
+            assert all(len(r["steps"]) <= QUICK.zero_shot_max_steps for r in rows)
+            played = [(r["scenario_id"], r["attack"]) for r in rows]
+            assert wanted is None or played == wanted  # the same episodes for every model
+            wanted = played
+            metrics = document["metrics_by_split"][suite][method]["all"]
+            assert metrics["episodes"] == QUICK.zero_shot_limit
+        if suite == "agentdojo":  # the stratified subset holds benign tasks and attacks
+            assert {a is None for _, a in wanted} == {True, False}
+            cell = document["tables"][suite]["attack success rate"]["sft"]
+            assert cell["n"] == sum(1 for _, a in wanted if a is not None)
 
 
 def test_trained_stages_record_their_settings(run: tuple[Path, str]) -> None:

@@ -20,11 +20,18 @@ when a model is evaluated, so the policy that is trained is the policy that is s
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 NAME_OPEN = '{"name": "'
+# JSON numbers (RFC 8259): complete ones, and the prefixes that can still become one.
+_INT = re.compile(r"-?(0|[1-9][0-9]*)")
+_INT_PREFIX = re.compile(r"-?|-?(0|[1-9][0-9]*)")
+_NUM = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_NUM_PREFIX = re.compile(r"-?|-?(0|[1-9][0-9]*)(\.[0-9]*)?"
+                         r"|-?(0|[1-9][0-9]*)(\.[0-9]+)?[eE][+-]?[0-9]*")
 ARGS_OPEN = ', "arguments": {'
 SEPARATOR = ", "
 COLON = ": "
@@ -182,10 +189,10 @@ class Grammar:
             return (replace(walk, value="bool:" + rest[1:]) if len(rest) > 1
                     else replace(walk, phase="after", value=""))
         if v in ("num", "int"):
-            allowed = "0123456789" + (".eE+-" if v == "num" else "")
-            if c in allowed:
+            prefix, whole = (_NUM_PREFIX, _NUM) if v == "num" else (_INT_PREFIX, _INT)
+            if prefix.fullmatch(walk.buf + c):
                 return replace(walk, buf=walk.buf + c)
-            if walk.buf[-1:].isdigit():  # the number ends here; the char must follow it
+            if whole.fullmatch(walk.buf):  # the number ends here; the char must follow it
                 done = replace(walk, phase="after", value="", buf="")
                 return self.step(done, c)
             return None
@@ -205,6 +212,66 @@ class Grammar:
             return replace(walk, value="astr", items=walk.items + 1) if c == '"' else None
         return None
 
+    def _next_close(self, walk: Walk) -> str:  # noqa: C901 - one case per state
+        """The next characters of the shortest way from ``walk`` to a complete call."""
+        phase, v = walk.phase, walk.value
+        if phase == "lit":
+            return walk.lit
+        if phase == "name":
+            return min((n for n in self.names if n.startswith(walk.buf)),
+                       key=lambda n: (len(n), n))[len(walk.buf):] + '"'
+        if phase in ("args", "after"):
+            if self._can_close(walk):
+                return "}"
+            return '"' if phase == "args" else ","
+        if phase == "argname":
+            schema = self.tools[walk.tool]
+            free = [p for p in schema.types if p not in walk.used and p.startswith(walk.buf)]
+            needed = [p for p in free if p in schema.required and p not in walk.used]
+            return min(needed or free, key=lambda n: (len(n), n))[len(walk.buf):] + '"'
+        if phase == "close":
+            return "}"
+        if phase != "value":
+            return ""
+        if v == "start":
+            return {"number": "0", "integer": "0", "boolean": "t", "array": "["}.get(
+                self._kind(walk), '"')
+        if v in ("str", "astr", "arr-next"):
+            return '"'
+        if v.endswith("-esc"):
+            return '"'  # an escaped quote: back inside the string
+        if "-u" in v:
+            return "0" * int(v.rsplit("-u", 1)[1])
+        if v.startswith("bool:"):
+            return v[5:]
+        if v in ("num", "int"):
+            if (_NUM if v == "num" else _INT).fullmatch(walk.buf):
+                return "}" if self._can_close(walk) else ","
+            return "0"
+        if v in ("arr", "arr-item"):
+            return "]"
+        if v == "arr-sep":
+            return " "
+        return ""
+
+    def finish(self, walk: Walk | None) -> str | None:
+        """The shortest text that completes the call from ``walk`` (``""`` when it is
+        complete; ``None`` when ``walk`` is outside the grammar). Missing required arguments
+        get the shortest value of their type (``""``, ``0``, ``true``, ``[]``)."""
+        text = ""
+        for _ in range(10_000):  # bounded: every tool name and parameter is finite
+            if walk is None:
+                return None
+            if walk.phase == "done":
+                return text
+            chunk = self._next_close(walk)
+            if not chunk:
+                return None
+            for c in chunk:
+                walk = self.step(walk, c) if walk is not None else None
+            text += chunk
+        return None
+
     def advance(self, walk: Walk | None, text: str) -> Walk | None:
         for c in text:
             if walk is None:
@@ -220,17 +287,34 @@ class ToolCallLogitsProcessor:
     generated tokens start (prompts are left-padded to the same width). The state of each
     row is advanced token by token, so a step costs one pass over the candidate tokens of
     the rows that are inside a call (tokens are grouped by their first character).
+
+    With ``budget`` (the turn's ``max_new_tokens``, counted from ``prompt_width``), a row
+    whose remaining tokens only just cover the shortest completion of its open call
+    (:meth:`Grammar.finish`, at most one token per character, plus ``</tool_call>``) may
+    only write that completion: a call that would run out of tokens is closed, with the
+    shortest values for what is missing, instead of being cut off as a format error.
     """
 
     def __init__(self, tokenizer: Any, tools: Sequence[Sequence[Mapping[str, Any]]],
-                 prompt_width: int, *, vocab: Mapping[str, Any] | None = None) -> None:
+                 prompt_width: int, *, vocab: Mapping[str, Any] | None = None,
+                 budget: int | None = None) -> None:
         self.prompt_width = prompt_width
+        self.budget = budget
+        #: rows whose call was closed early for the token budget (a diagnostic count)
+        self.forced_closes = 0
+        self._forcing: set[int] = set()
         self.grammars = [Grammar(t) for t in tools]
+        # How much one token can lengthen the shortest completion (a longer tool name, or
+        # an optional argument's name and value): the budget is watched from that far out.
+        self.margins = [max((len(n) for n in g.names), default=0)
+                        + max((len(p) for t in g.tools.values() for p in t.types), default=0)
+                        + 16 for g in self.grammars]
         cache = vocab if vocab is not None else token_table(tokenizer)
         self.texts: list[str] = cache["texts"]
         self.by_first: dict[str, list[int]] = cache["by_first"]
         self.plain: list[int] = cache["plain"]
         self.quoted: list[int] = cache["quoted"]
+        self.quoted_set = frozenset(self.quoted)
         self.open_id: int = cache["open"]
         self.close_id: int = cache["close"]
         self.end_ids: list[int] = cache["end"]
@@ -271,6 +355,44 @@ class ToolCallLogitsProcessor:
             ids += [t for t in group if grammar.advance(walk, self.texts[t]) is not None]
         return ids
 
+    def closing(self, row: int, walk: Walk | None, remaining: int) -> list[int] | None:
+        """The tokens allowed near the end of the budget, or ``None`` (no limit yet).
+
+        ``remaining`` counts the tokens still to be written, this one included. The
+        invariant kept is ``len(shortest completion) + 1 <= remaining`` (one token per
+        character at worst, plus ``</tool_call>``): a token is allowed only if it holds
+        after it, so choosing a long optional argument cannot outrun the budget. The tokens
+        of the shortest completion itself always keep it; if it was already broken (a budget
+        smaller than the shortest call), only they are allowed.
+        """
+        if self.budget is None or walk is None:
+            return None
+        grammar = self.grammars[row]
+        rest = grammar.finish(walk)
+        if rest is None or remaining > len(rest) + 1 + self.margins[row]:
+            return None
+        if not rest:
+            return [self.close_id]
+        path = [t for t in self.by_first.get(rest[0], ()) if rest.startswith(self.texts[t])]
+        if len(rest) + 1 > remaining:  # too late for anything but the shortest way
+            return path or None
+        keep = set(path)
+        in_string = walk.phase == "value" and walk.value in ("str", "astr")
+        for token in self.allowed(row, walk):
+            if token in keep:
+                continue
+            if in_string and token not in self.quoted_set:
+                after = len(rest)  # a plain token leaves the string state, and so the rest
+            else:
+                nxt = grammar.advance(walk, self.texts[token])
+                tail = grammar.finish(nxt) if nxt is not None else None
+                if tail is None:
+                    continue
+                after = len(tail)
+            if after + 1 <= remaining - 1:
+                keep.add(token)
+        return sorted(keep) or None
+
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
@@ -279,6 +401,18 @@ class ToolCallLogitsProcessor:
             mode, walk = self._update(row, generated)
             if mode == "free":
                 continue
+            if mode == "call" and self.budget is not None:
+                forced = self.closing(row, walk, self.budget - len(generated))
+                if forced is not None:
+                    rest = self.grammars[row].finish(walk) or ""
+                    if row not in self._forcing and len(rest) + 1 >= self.budget - len(generated):
+                        self._forcing.add(row)
+                        self.forced_closes += 1
+                    index = torch.tensor(forced, dtype=torch.long, device=scores.device)
+                    keep = torch.full_like(scores[row], float("-inf"))
+                    keep[index] = scores[row, index]
+                    scores[row] = keep
+                    continue
             key = ("closed",) if mode == "closed" else (self.grammars[row].signature, walk)
             index = self.memo.get(key)
             if index is None:

@@ -187,7 +187,7 @@ class TransformersPolicy(TurnSeeds):
             from mosaic_gym.agent.models.constrained import ToolCallLogitsProcessor
 
             kwargs["logits_processor"] = LogitsProcessorList(
-                [ToolCallLogitsProcessor(self.tokenizer, tools, width)])
+                [ToolCallLogitsProcessor(self.tokenizer, tools, width, budget=budget)])
         with torch.inference_mode():
             out = self.model.generate(input_ids=ids.to(self.device),
                                       attention_mask=mask.to(self.device), **kwargs)

@@ -90,7 +90,12 @@ def generate_single_turn(trainer: Any, *, constrained: bool = False
         def constrained_generate(*args: Any, **kwargs: Any) -> Any:
             width = kwargs["input_ids"].shape[1]
             processors = LogitsProcessorList(kwargs.pop("logits_processor", None) or [])
-            processors.append(ToolCallLogitsProcessor(tokenizer, list(tools), width))
+            config = kwargs.get("generation_config")
+            budget = (kwargs.get("max_new_tokens")
+                      or getattr(config, "max_new_tokens", None)
+                      or getattr(trainer, "max_completion_length", None))
+            processors.append(ToolCallLogitsProcessor(tokenizer, list(tools), width,
+                                                      budget=budget))
             return original(*args, logits_processor=processors, **kwargs)
 
         model.generate = constrained_generate
