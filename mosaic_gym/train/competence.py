@@ -19,6 +19,50 @@ import time
 from pathlib import Path
 from typing import Any
 
+def first_call(record: Any) -> tuple[str, Any] | None:
+    """The first tool call of an episode as (name, decoded arguments); ``None`` if the first
+    assistant turn made no tool call (a final answer or a format error)."""
+    for message in record.messages:
+        if message.get("role") != "assistant":
+            continue
+        calls = message.get("tool_calls") or []
+        if not calls:
+            return None
+        function = calls[0].get("function", {})
+        try:
+            arguments = json.loads(function.get("arguments") or "{}")
+        except ValueError:
+            arguments = function.get("arguments")
+        return function.get("name"), arguments
+    return None
+
+
+def records_of(path: Path) -> list[Any]:
+    """The trajectories of an evaluation log, in plan order."""
+    from mosaic_gym.core.trajectory import Trajectory
+
+    with path.open(encoding="utf-8") as lines:
+        return [Trajectory.load(json.loads(line)) for line in lines if line.strip()]
+
+
+def first_call_agreement(records: list[Any], teacher: list[Any]) -> dict[str, Any]:
+    """How often the model's first call names the teacher's first tool, and how often it is
+    the teacher's whole first call (tool and every argument value, so copied right), with
+    Wilson intervals. Moves long before utility does, so it is the curve's early signal."""
+    from mosaic_gym.report.stats import wilson
+
+    pairs = [(first_call(a), first_call(b)) for a, b in zip(records, teacher, strict=True)]
+    pairs = [(mine, theirs) for mine, theirs in pairs if theirs is not None]
+    out: dict[str, Any] = {}
+    for key, same in (("first_tool_match", lambda m, t: m is not None and m[0] == t[0]),
+                      ("first_call_match", lambda m, t: m == t)):
+        hits = sum(1 for mine, theirs in pairs if same(mine, theirs))
+        low, high = wilson(hits, len(pairs))
+        out[key] = {"value": hits / len(pairs) if pairs else None, "low": low, "high": high,
+                    "n": len(pairs), "count": hits}
+    return out
+
+
 KEYS = ("benign_utility", "harm_rate_harmful", "attack_success_rate", "format_error_rate",
         "refusal_rate_benign", "refusal_rate_harmful", "leak_rate")
 
@@ -32,7 +76,8 @@ def measure(out: str | Path, *, hidden_size: int = 256, num_layers: int = 4,
             temperature: float = 0.0, base: str | Path | None = None, seed: int = 0,
             constrained: bool = False, progress: bool = False) -> dict[str, Any]:
     """Build (or reuse ``base``), SFT and evaluate; the curve row (see the module docstring)."""
-    from mosaic_gym.train.replicate import HELDOUT, evaluate_model, evaluation_plan
+    from mosaic_gym.agent.baselines import make_baseline
+    from mosaic_gym.train.replicate import HELDOUT, evaluate_model, evaluation_plan, play_batched
     from mosaic_gym.train.sft import run_sft
     from mosaic_gym.train.tiny import build_tiny
 
@@ -69,14 +114,18 @@ def measure(out: str | Path, *, hidden_size: int = 256, num_layers: int = 4,
             plan = evaluation_plan("train", seeds=heldout_seeds, limit=eval_limit, seed=seed)
         else:
             plan = evaluation_plan(split, limit=eval_limit, seed=seed)
+        log = out / f"eval_{split}{'_constrained' * constrained}.jsonl"
         metrics = evaluate_model(sft, plan, max_new_tokens=max_new_tokens,
                                  max_steps=env_max_steps, batch=48, seed=seed,
-                                 temperature=temperature,
-                                 out=out / f"eval_{split}{'_constrained' * constrained}.jsonl",
-                                 progress=progress, constrained=constrained)["all"]
+                                 temperature=temperature, out=log, progress=progress,
+                                 constrained=constrained)["all"]
+        seconds = round(time.perf_counter() - begin, 1)
+        teacher = play_batched(lambda: make_baseline("comply", seed=seed), plan,
+                               max_steps=env_max_steps, progress=False)
         row["evaluations"][split] = {
-            "episodes": len(plan), "seconds": round(time.perf_counter() - begin, 1),
-            **{key: metrics["intervals"].get(key) for key in KEYS}}
+            "episodes": len(plan), "seconds": seconds,
+            **{key: metrics["intervals"].get(key) for key in KEYS},
+            **first_call_agreement(records_of(log), teacher)}
     return row
 
 
@@ -92,6 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=360)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--refusal-share", type=float, default=0.3,
+                        help="share of teacher episodes ending in a scenario-blind refusal")
     parser.add_argument("--sft-seeds", default="0,1,2,3")
     parser.add_argument("--splits", default="heldout")
     parser.add_argument("--limit", type=int, default=200)
@@ -103,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     row = measure(args.out, hidden_size=args.hidden, num_layers=args.layers,
                   num_heads=args.heads, num_kv_heads=args.kv_heads,
                   intermediate_size=args.ffn, steps=args.steps, batch_size=args.batch,
-                  learning_rate=args.lr,
+                  learning_rate=args.lr, refusal_share=args.refusal_share,
                   sft_seeds=tuple(int(s) for s in args.sft_seeds.split(",")),
                   splits=tuple(args.splits.split(",")), eval_limit=args.limit or None,
                   max_new_tokens=args.max_new_tokens, base=args.base,

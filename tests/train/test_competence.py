@@ -1,0 +1,53 @@
+"""The competence curve's first-call agreement (scripted policies, no model)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mosaic_gym.agent.baselines import make_baseline
+from mosaic_gym.train.competence import first_call, first_call_agreement, records_of
+from mosaic_gym.train.replicate import evaluation_plan, play_batched
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return evaluation_plan("train", seeds=(1000,), limit=12, seed=0)
+
+
+def _play(name, plan):
+    return play_batched(lambda: make_baseline(name, seed=0), plan, max_steps=6,
+                        progress=False)
+
+
+def test_the_teacher_agrees_with_itself(plan):
+    comply = _play("comply", plan)
+    agreement = first_call_agreement(comply, _play("comply", plan))
+    assert agreement["first_call_match"]["count"] == agreement["first_call_match"]["n"] == 12
+    assert agreement["first_tool_match"]["value"] == 1.0
+
+
+def test_a_refusing_policy_never_agrees_with_comply(plan):
+    agreement = first_call_agreement(_play("refuse", plan), _play("comply", plan))
+    assert agreement["first_tool_match"]["count"] == 0
+    assert agreement["first_call_match"]["value"] == 0.0
+    assert agreement["first_call_match"]["high"] > 0.0  # a Wilson interval, not a point
+
+
+def test_a_wrong_argument_matches_the_tool_but_not_the_call(plan, tmp_path):
+    comply = _play("comply", plan)
+    record = comply[0]
+    name, arguments = first_call(record)
+    changed = json.loads(record.to_json())
+    for message in changed["messages"]:
+        if message["role"] == "assistant":
+            key = next(iter(arguments))
+            wrong = {**arguments, key: f"{arguments[key]}-not-copied"}
+            message["tool_calls"][0]["function"]["arguments"] = json.dumps(wrong)
+            break
+    log = tmp_path / "eval.jsonl"
+    log.write_text(json.dumps(changed) + "\n", encoding="utf-8")
+    agreement = first_call_agreement(records_of(log), comply[:1])
+    assert agreement["first_tool_match"]["count"] == 1
+    assert agreement["first_call_match"]["count"] == 0
