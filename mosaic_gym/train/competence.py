@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+
 def first_call(record: Any) -> tuple[str, Any] | None:
     """The first tool call of an episode as (name, decoded arguments); ``None`` if the first
     assistant turn made no tool call (a final answer or a format error)."""
