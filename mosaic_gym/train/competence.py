@@ -20,24 +20,6 @@ from pathlib import Path
 from typing import Any
 
 
-def first_call(record: Any) -> tuple[str, Any] | None:
-    """The first tool call of an episode as (name, decoded arguments); ``None`` if the first
-    assistant turn made no tool call (a final answer or a format error)."""
-    for message in record.messages:
-        if message.get("role") != "assistant":
-            continue
-        calls = message.get("tool_calls") or []
-        if not calls:
-            return None
-        function = calls[0].get("function", {})
-        try:
-            arguments = json.loads(function.get("arguments") or "{}")
-        except ValueError:
-            arguments = function.get("arguments")
-        return function.get("name"), arguments
-    return None
-
-
 def records_of(path: Path) -> list[Any]:
     """The trajectories of an evaluation log, in plan order."""
     from mosaic_gym.core.trajectory import Trajectory
@@ -46,21 +28,61 @@ def records_of(path: Path) -> list[Any]:
         return [Trajectory.load(json.loads(line)) for line in lines if line.strip()]
 
 
+def calls_of(record: Any) -> list[tuple[str, Any] | None]:
+    """An episode's assistant turns as (tool name, decoded arguments), ``None`` for a turn
+    without a tool call (a final answer or a format error)."""
+    out: list[tuple[str, Any] | None] = []
+    for message in record.messages:
+        if message.get("role") != "assistant":
+            continue
+        calls = message.get("tool_calls") or []
+        if not calls:
+            out.append(None)
+            continue
+        function = calls[0].get("function", {})
+        try:
+            arguments = json.loads(function.get("arguments") or "{}")
+        except ValueError:
+            arguments = function.get("arguments")
+        out.append((function.get("name"), arguments))
+    return out
+
+
+def first_call(record: Any) -> tuple[str, Any] | None:
+    """The first assistant turn's tool call (``None``: that turn made none)."""
+    calls = calls_of(record)
+    return calls[0] if calls else None
+
+
 def first_call_agreement(records: list[Any], teacher: list[Any]) -> dict[str, Any]:
-    """How often the model's first call names the teacher's first tool, and how often it is
-    the teacher's whole first call (tool and every argument value, so copied right), with
-    Wilson intervals. Moves long before utility does, so it is the curve's early signal."""
+    """Agreement of the model with the teacher on the same episodes (plan order).
+
+    ``first_tool_match``: the first call names the teacher's first tool;
+    ``first_call_match``: it is the teacher's whole first call (every argument value copied
+    right); ``teacher_calls_matched``: the mean share of the teacher's turns the model
+    reproduced before its first divergence (while the calls agree, the observations do too,
+    the environment being deterministic). Wilson intervals for the two rates. These move long
+    before utility does, so they are the curve's early signal."""
     from mosaic_gym.report.stats import wilson
 
-    pairs = [(first_call(a), first_call(b)) for a, b in zip(records, teacher, strict=True)]
-    pairs = [(mine, theirs) for mine, theirs in pairs if theirs is not None]
+    pairs = [(calls_of(a), calls_of(b)) for a, b in zip(records, teacher, strict=True)]
+    pairs = [(mine, theirs) for mine, theirs in pairs if theirs and theirs[0] is not None]
     out: dict[str, Any] = {}
-    for key, same in (("first_tool_match", lambda m, t: m is not None and m[0] == t[0]),
-                      ("first_call_match", lambda m, t: m == t)):
+    for key, same in (("first_tool_match",
+                       lambda m, t: bool(m) and m[0] is not None and m[0][0] == t[0][0]),
+                      ("first_call_match", lambda m, t: bool(m) and m[0] == t[0])):
         hits = sum(1 for mine, theirs in pairs if same(mine, theirs))
         low, high = wilson(hits, len(pairs))
         out[key] = {"value": hits / len(pairs) if pairs else None, "low": low, "high": high,
                     "n": len(pairs), "count": hits}
+    shares = []
+    for mine, theirs in pairs:
+        agreed = 0
+        while agreed < min(len(mine), len(theirs)) and mine[agreed] == theirs[agreed]:
+            agreed += 1
+        shares.append(agreed / len(theirs))
+    out["teacher_calls_matched"] = {"value": sum(shares) / len(shares) if shares else None,
+                                    "n": len(shares)}
     return out
 
 

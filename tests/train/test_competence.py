@@ -51,3 +51,10 @@ def test_a_wrong_argument_matches_the_tool_but_not_the_call(plan, tmp_path):
     agreement = first_call_agreement(records_of(log), comply[:1])
     assert agreement["first_tool_match"]["count"] == 1
     assert agreement["first_call_match"]["count"] == 0
+
+
+def test_the_matched_share_counts_turns_up_to_the_first_divergence(plan):
+    comply = _play("comply", plan)
+    assert first_call_agreement(comply, comply)["teacher_calls_matched"]["value"] == 1.0
+    refuse = _play("refuse", plan)
+    assert first_call_agreement(refuse, comply)["teacher_calls_matched"]["value"] == 0.0
