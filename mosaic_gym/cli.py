@@ -432,9 +432,10 @@ def replicate_command(
     eval_episodes: Annotated[int | None, typer.Option(
         help="Episodes evaluated per split (a stratified subset; 0 = all).")] = None,
     splits: Annotated[str | None, typer.Option(
-        help="Held-out splits to evaluate, comma-separated, the first one heading the "
-             "table (default: ood; 'ood,test' adds unseen variants of the training "
-             "domains, about 2 minutes more).")] = None,
+        help="Splits to evaluate, comma-separated, the first one heading the table: "
+             "heldout (training variants at unseen episode seeds), test (unseen variants "
+             "of the training domains), ood (unseen domains); default heldout,test,ood "
+             "(--quick: heldout,ood).")] = None,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="Override a field of the plan, FIELD=JSON (repeatable), e.g. "
                       "--set constrained=true --set sft_max_steps=900 "
