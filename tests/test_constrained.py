@@ -203,3 +203,40 @@ def test_processor_closes_a_call_before_the_budget_runs_out(tmp_path) -> None:
     # the same seed without the budget: the untrained model runs out inside the call
     cut = generate(False)
     assert sum("</tool_call>" not in text for text in cut) >= rows // 2, cut
+
+
+NO_PARAMS = [*TOOLS, {"type": "function", "function": {
+    "name": "list_emails", "parameters": {"type": "object", "properties": {}}}}]
+
+
+def test_a_tool_without_parameters_takes_only_empty_arguments() -> None:
+    grammar = Grammar(NO_PARAMS)
+    walk = grammar.advance(Walk(), call("list_emails"))
+    assert walk is not None and walk.phase == "done"
+    assert grammar.advance(Walk(), '{"name": "list_emails", "arguments": {"') is None
+    opened = grammar.advance(Walk(), '{"name": "list_emails", "arguments": {')
+    assert grammar.finish(opened) == "}}"
+
+
+def test_no_state_reached_by_any_walk_is_a_dead_end() -> None:
+    """A random walk through the grammar (each character drawn among those it accepts) never
+    reaches a state without a shortest completion: the budget-closing can always close.
+    (Found by an evaluation: a parameterless tool's '{"' left no way out.)"""
+    import random
+
+    grammar = Grammar(NO_PARAMS)
+    alphabet = sorted(set('{}[]",: -.0123456789eEtrufalsxyz\\' + "".join(
+        grammar.names) + "".join(p for t in grammar.tools.values() for p in t.types)))
+    draw = random.Random(0)
+    for _ in range(400):
+        walk = Walk()
+        for _ in range(200):
+            rest = grammar.finish(walk)
+            assert rest is not None
+            end = grammar.advance(walk, rest)
+            assert end is not None and end.phase == "done"
+            if walk.phase == "done":
+                break
+            options = [w for w in (grammar.step(walk, c) for c in alphabet) if w is not None]
+            assert options, walk
+            walk = draw.choice(options)

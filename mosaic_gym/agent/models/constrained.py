@@ -125,8 +125,9 @@ class Grammar:
         if phase == "args":  # just after "{" of the arguments
             if c == "}":
                 return replace(walk, phase="close") if self._can_close(walk) else None
-            if c == '"':
-                return replace(walk, phase="argname", buf="")
+            if c == '"':  # a tool without parameters takes only "{}"
+                return (replace(walk, phase="argname", buf="") if self.tools[walk.tool].types
+                        else None)
             return None
         if phase == "argname":
             free = [p for p in self.tools[walk.tool].types if p not in walk.used]
@@ -218,8 +219,8 @@ class Grammar:
         if phase == "lit":
             return walk.lit
         if phase == "name":
-            return min((n for n in self.names if n.startswith(walk.buf)),
-                       key=lambda n: (len(n), n))[len(walk.buf):] + '"'
+            names = [n for n in self.names if n.startswith(walk.buf)]
+            return min(names, key=lambda n: (len(n), n))[len(walk.buf):] + '"' if names else ""
         if phase in ("args", "after"):
             if self._can_close(walk):
                 return "}"
@@ -228,6 +229,8 @@ class Grammar:
             schema = self.tools[walk.tool]
             free = [p for p in schema.types if p not in walk.used and p.startswith(walk.buf)]
             needed = [p for p in free if p in schema.required and p not in walk.used]
+            if not (needed or free):  # no way out (finish() then says None)
+                return ""
             return min(needed or free, key=lambda n: (len(n), n))[len(walk.buf):] + '"'
         if phase == "close":
             return "}"
