@@ -23,9 +23,9 @@ from typing import Any
 def records_of(path: Path) -> list[Any]:
     """The trajectories of an evaluation log, in plan order."""
     from mosaic_gym.core.trajectory import Trajectory
+    from mosaic_gym.rollout.store import read_rows
 
-    with path.open(encoding="utf-8") as lines:
-        return [Trajectory.load(json.loads(line)) for line in lines if line.strip()]
+    return [Trajectory.load(row) for row in read_rows(path)]
 
 
 def calls_of(record: Any) -> list[tuple[str, Any] | None]:
