@@ -240,3 +240,122 @@ def test_no_state_reached_by_any_walk_is_a_dead_end() -> None:
             options = [w for w in (grammar.step(walk, c) for c in alphabet) if w is not None]
             assert options, walk
             walk = draw.choice(options)
+
+
+# -- copy-constrained values ----------------------------------------------------------------
+
+CONTEXT_TEXT = 'Invoice for "Acme" GmbH\nIBAN DE44500105175407324931, amount 1738 EUR, m2'
+
+
+def copying(**extra) -> Grammar:
+    from mosaic_gym.agent.models.constrained import escaped
+
+    return Grammar(TOOLS, copy={"transfer_money": ["to_account", "amount", "tags"]},
+                   context=escaped(CONTEXT_TEXT), **extra)
+
+
+@pytest.mark.parametrize(("text", "ok"), [
+    (call("transfer_money", amount=1738, to_account="DE44500105175407324931"), True),
+    # a free parameter (memo) takes anything; a copied one only what the context holds
+    (call("transfer_money", amount=1738, to_account="DE44", memo="never seen"), True),
+    (call("transfer_money", amount=1739, to_account="DE44500105175407324931"), False),
+    (call("transfer_money", amount=17, to_account="DE44500105175407324932"), False),
+    # escapes are compared in their JSON form: a quote and a newline of the context copy
+    (call("transfer_money", amount=1, to_account='"Acme" GmbH\nIBAN'), True),
+    (call("transfer_money", amount=1, to_account='"Acme"\nGmbH'), False),
+    # string array items are each a piece of the context
+    (call("transfer_money", amount=5, to_account="m2", tags=["Acme", "EUR, m2"]), True),
+    (call("transfer_money", amount=5, to_account="m2", tags=["Acme", "USD"]), False),
+    # the other tool's path is not in the table: free
+    (call("read_file", path="/anything/at/all"), True),
+])
+def test_copied_values_are_substrings_of_the_context(text: str, ok: bool) -> None:
+    walk = copying().advance(Walk(), text)
+    assert (walk is not None and walk.phase == "done") is ok, text
+
+
+def test_a_copied_value_can_always_be_closed() -> None:
+    grammar = copying()
+    walk = grammar.advance(Walk(), '{"name": "transfer_money", "arguments": {"to_account": "DE4')
+    assert walk is not None
+    rest = grammar.finish(walk)
+    end = grammar.advance(walk, rest)
+    assert end is not None and end.phase == "done"
+    assert grammar.advance(walk, "X") is None  # "DE4X" is nowhere in the context
+
+
+def test_copy_table_keeps_what_the_teacher_copies_and_frees_what_it_composes() -> None:
+    from mosaic_gym.agent.models.constrained import copy_table
+
+    def record(value: str, command: str) -> dict:
+        return {"messages": [
+            {"role": "user", "content": f"pay the invoice, account {value}"},
+            {"role": "assistant", "content": "", "tool_calls": [{"function": {
+                "name": "transfer_money", "arguments": json.dumps({"to_account": value})}}]},
+            {"role": "tool", "content": "ok"},
+            {"role": "assistant", "content": "", "tool_calls": [{"function": {
+                "name": "run_shell", "arguments": json.dumps({"command": command})}}]}]}
+
+    records = [record(f"DE{i:04d}", f"ls /srv/{i}") for i in range(6)]
+    assert copy_table(records) == {"transfer_money": ["to_account"]}
+    assert copy_table(records[:4]) == {}  # too few values to decide (min_count 5)
+    # one value of six composed: 5/6 = 0.83 < 0.85, so the parameter stays free
+    composed = [*records[:5], record("DE9999", "x")]
+    composed[-1]["messages"][0]["content"] = "pay the invoice"
+    assert copy_table(composed) == {}
+
+
+def test_decoding_mode_needs_the_table_and_names_the_fix(tmp_path) -> None:
+    from mosaic_gym.agent.models.constrained import COPY_TABLE, decoding_mode
+
+    assert decoding_mode(False) == (False, None)
+    assert decoding_mode(True) == (True, None)
+    with pytest.raises(FileNotFoundError, match="copy-table"):
+        decoding_mode("copy", tmp_path)
+    (tmp_path / COPY_TABLE).write_text('{"read_file": ["path"]}')
+    assert decoding_mode("copy", tmp_path) == (True, {"read_file": ["path"]})
+    (tmp_path / COPY_TABLE).write_text('["path"]')
+    with pytest.raises(ValueError, match="expected"):
+        decoding_mode("copy", tmp_path)
+    with pytest.raises(ValueError, match="constrained must be"):
+        decoding_mode("sometimes")
+
+
+def test_processor_copies_values_from_the_prompt(tmp_path) -> None:
+    """Sampling from an untrained model under ``copy``: every value of a copied parameter
+    that the model writes is a piece of its prompt (and free ones are not held to it)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+
+    from mosaic_gym.agent.models.constrained import ToolCallLogitsProcessor, escaped
+    from mosaic_gym.train.tiny import build_tiny
+
+    folder = build_tiny(tmp_path / "tiny", hidden_size=32, num_layers=1, num_heads=2,
+                        num_kv_heads=1, intermediate_size=64, vocab_size=600)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    text = CONTEXT_TEXT + "\n<think>go</think>\n<tool_call>"
+    prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
+    rows, budget = 8, 80
+    ids = torch.tensor([prompt] * rows)
+    torch.manual_seed(0)
+    processor = ToolCallLogitsProcessor(tokenizer, [TOOLS[1:]] * rows, len(prompt) - 1,
+                                        budget=budget,
+                                        copy={"transfer_money": ["to_account", "amount"]})
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True,
+                         max_new_tokens=budget - 1,
+                         logits_processor=LogitsProcessorList([processor]),
+                         pad_token_id=tokenizer.pad_token_id)
+    context = escaped(tokenizer.decode(prompt[:-1]))
+    stops = {tokenizer.pad_token_id, tokenizer.eos_token_id}
+    calls = 0
+    for row in out[:, len(prompt):].tolist():
+        body = tokenizer.decode([t for t in row if t not in stops], skip_special_tokens=False)
+        assert "</tool_call>" in body, body
+        arguments = json.loads(body.split("</tool_call>")[0])["arguments"]
+        calls += 1
+        assert escaped(arguments["to_account"]) in context, arguments
+        assert json.dumps(arguments["amount"]) in context, arguments
+    assert calls == rows

@@ -97,7 +97,7 @@ def measure(out: str | Path, *, hidden_size: int = 256, num_layers: int = 4,
             heldout_seeds: tuple[int, ...] = (1000,), splits: tuple[str, ...] = ("heldout",),
             eval_limit: int | None = 200, max_new_tokens: int = 128, env_max_steps: int = 8,
             temperature: float = 0.0, base: str | Path | None = None, seed: int = 0,
-            constrained: bool = False, progress: bool = False) -> dict[str, Any]:
+            constrained: bool | str = False, progress: bool = False) -> dict[str, Any]:
     """Build (or reuse ``base``), SFT and evaluate; the curve row (see the module docstring)."""
     from mosaic_gym.agent.baselines import make_baseline
     from mosaic_gym.train.replicate import HELDOUT, evaluate_model, evaluation_plan, play_batched
@@ -129,7 +129,8 @@ def measure(out: str | Path, *, hidden_size: int = 256, num_layers: int = 4,
         "train_loss": info["train_loss"], "last_logged_loss": info["last_logged_loss"],
         "build_seconds": round(built - started, 1), "sft_seconds": round(trained - built, 1),
         "decoding": ("greedy" if temperature == 0 else f"temperature {temperature}")
-                    + (", constrained tool calls" if constrained else ""),
+                    + {False: "", True: ", constrained tool calls",
+                       "copy": ", constrained tool calls, copied values"}[constrained],
         "evaluations": {}}
     for split in splits:
         begin = time.perf_counter()
@@ -137,7 +138,8 @@ def measure(out: str | Path, *, hidden_size: int = 256, num_layers: int = 4,
             plan = evaluation_plan("train", seeds=heldout_seeds, limit=eval_limit, seed=seed)
         else:
             plan = evaluation_plan(split, limit=eval_limit, seed=seed)
-        log = out / f"eval_{split}{'_constrained' * constrained}.jsonl"
+        suffix = {False: "", True: "_constrained", "copy": "_copy"}[constrained]
+        log = out / f"eval_{split}{suffix}.jsonl"
         metrics = evaluate_model(sft, plan, max_new_tokens=max_new_tokens,
                                  max_steps=env_max_steps, batch=48, seed=seed,
                                  temperature=temperature, out=log, progress=progress,
@@ -171,7 +173,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--base", default=None)
-    parser.add_argument("--constrained", action="store_true")
+    parser.add_argument("--constrained", action="store_true",
+                        help="decode tool calls under the episode's tool grammar")
+    parser.add_argument("--copy", action="store_true",
+                        help="with the grammar, copy the values of the parameters in the SFT "
+                             "model's copy table from the prompt (implies --constrained)")
     parser.add_argument("--temperature", type=float, default=0.0)
     args = parser.parse_args(argv)
     row = measure(args.out, hidden_size=args.hidden, num_layers=args.layers,
@@ -181,7 +187,8 @@ def main(argv: list[str] | None = None) -> None:
                   sft_seeds=tuple(int(s) for s in args.sft_seeds.split(",")),
                   splits=tuple(args.splits.split(",")), eval_limit=args.limit or None,
                   max_new_tokens=args.max_new_tokens, base=args.base,
-                  constrained=args.constrained, temperature=args.temperature)
+                  constrained="copy" if args.copy else args.constrained,
+                  temperature=args.temperature)
     curve = Path(args.curve)
     curve.parent.mkdir(parents=True, exist_ok=True)
     with curve.open("a", encoding="utf-8") as sink:

@@ -115,7 +115,7 @@ def collect_groups(model: str | Path, out: str | Path, *, env_id: str = "mosaic/
                    limit: int | None = None, k: int = 4, backend: str = "fake",
                    max_steps: int | None = None, temperature: float = 1.0, top_p: float = 1.0,
                    max_new_tokens: int = 256, num_envs: int = 16, seed: int = 0,
-                   chat_template: str | None = None, constrained: bool = False,
+                   chat_template: str | None = None, constrained: bool | str = False,
                    quiet: bool = False) -> Path:
     """Let ``model`` play ``k`` sampled rollouts of each episode; write the groups to ``out``.
 
@@ -256,6 +256,9 @@ def train_dpo(model: str | Path, rows: Sequence[Mapping[str, Any]], out_dir: str
     trainer.train()
     trainer.save_model(str(out))
     tokenizer.save_pretrained(str(out))
+    from mosaic_gym.agent.models.constrained import carry_copy_table
+
+    carry_copy_table(model, out)
     return out
 
 
@@ -267,7 +270,7 @@ def run_dpo(model: str | Path, out_dir: str | Path, *, env_id: str = "mosaic/All
             max_steps: int | None = None, epochs: float = 1.0, seed: int = 0,
             trl: Mapping[str, Any] | None = None, name: str | None = None,
             chat_template: str | None = None, num_envs: int = 16,
-            min_pairs: int = 1, teacher_fallback: bool = False, constrained: bool = False,
+            min_pairs: int = 1, teacher_fallback: bool = False, constrained: bool | str = False,
             quiet: bool = False) -> Path:
     """Collect, pair and train; writes ``groups.jsonl`` and ``mosaic_train.json`` too.
 

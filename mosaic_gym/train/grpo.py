@@ -145,10 +145,12 @@ class MosaicRollout:
     def __init__(self, env_id: str = "mosaic/All-v0", *, backend: str = "fake",
                  max_steps: int | None = None,
                  scenario_paths: Sequence[str | Path] | None = None,
-                 remote: str | None = None, constrained: bool = False) -> None:
+                 remote: str | None = None, constrained: bool = False,
+                 copy: dict[str, list[str]] | None = None) -> None:
         from mosaic_gym.envs.registration import make_env
 
         self.constrained = constrained
+        self.copy = copy
         self._make = lambda: make_env(env_id, split="all", backend=backend, attack="none",
                                       max_steps=max_steps, scenario_paths=list(scenario_paths)
                                       if scenario_paths else None)
@@ -178,7 +180,8 @@ class MosaicRollout:
             jobs.append(Job(spec, seen.get(spec.key, 0)))
             seen[spec.key] = seen.get(spec.key, 0) + 1
         actor = TrainerActor(trainer, len(prompts),
-                             generate_single_turn(trainer, constrained=self.constrained),
+                             generate_single_turn(trainer, constrained=self.constrained,
+                                                  copy=self.copy),
                              constrained=self.constrained)
         position = {job: i for i, job in enumerate(jobs)}
         records: list[dict[str, Any] | None] = [None] * len(prompts)
@@ -418,7 +421,7 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
              temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 256,
              use_vllm: bool | Literal["auto"] = "auto", vllm_mode: str = "colocate",
              trl: dict[str, Any] | None = None, name: str | None = None,
-             chat_template: str | None = None, constrained: bool = False,
+             chat_template: str | None = None, constrained: bool | str = False,
              quiet: bool = False, remote: str | None = None) -> Path:
     """Train ``model`` with GRPO on MOSAIC episodes; save it to ``out_dir`` and return it.
 
@@ -435,6 +438,7 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
     from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
+    from mosaic_gym.agent.models.constrained import carry_copy_table, decoding_mode
     from mosaic_gym.train.recipes import (
         Method,
         TrainRecipe,
@@ -444,6 +448,7 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
     )
 
     out = Path(out_dir)
+    grammar, copy = decoding_mode(constrained, model)
     vllm = vllm_available() if use_vllm == "auto" else bool(use_vllm)
     if vllm and not vllm_available():
         raise RuntimeError("use_vllm is true but vLLM is not importable or no GPU is present")
@@ -476,7 +481,7 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
     config = trl_config(GRPOConfig, holder, defaults, forced)
     rollout = MosaicRollout(env_id, backend=backend, max_steps=env_max_steps,
                             scenario_paths=scenario_paths, remote=remote,
-                            constrained=constrained)
+                            constrained=grammar, copy=copy)
     rewards: list[Any] = make_reward_funcs(reward, k=k, l0=l0, length_penalty=length_penalty,
                                            format_reward=format_reward)
     trainer = GRPOTrainer(
@@ -486,6 +491,7 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
         trainer.train()
         trainer.save_model(str(out))
         tokenizer.save_pretrained(str(out))
+        carry_copy_table(model, out)
     finally:
         for env in rollout.pool:
             env.close()

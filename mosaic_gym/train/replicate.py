@@ -108,10 +108,11 @@ class Plan:
     ``None`` plays them all. 240 of the 600 held-out-seed episodes (all 40 benign, all 48
     harmful); test (84) and ood (159) are played whole."""
     eval_batch: int = 48
-    constrained: bool = False
+    constrained: bool | str = False
     """Decode tool calls under the episode's tool grammar
     (:mod:`mosaic_gym.agent.models.constrained`), identically in GRPO and DPO rollouts and
-    in every evaluation."""
+    in every evaluation; ``"copy"`` also keeps the copied parameters (the SFT model's
+    ``mosaic_copy.json``) verbatim substrings of the prompt."""
     zero_shot: tuple[str, ...] = ("agentdojo", "bfcl")
     """External suites every model is also evaluated on, never trained on (a table per
     suite after the library splits); a suite whose extra is not installed is listed under
@@ -158,6 +159,10 @@ def plan_with(assignments: Sequence[str], *, quick: bool = False) -> Plan:
             if not isinstance(value, list):
                 raise ValueError(f"--set {name}: expected a JSON list, got {raw!r}")
             value = tuple(value)
+        elif name == "constrained":
+            if value not in (True, False, "grammar", "copy"):
+                raise ValueError(f"--set constrained: expected true, false, \"grammar\" or "
+                                 f"\"copy\", got {raw!r}")
         elif isinstance(current, bool) and not isinstance(value, bool):
             raise ValueError(f"--set {name}: expected true or false, got {raw!r}")
         elif isinstance(current, dict):
@@ -272,7 +277,7 @@ def evaluate_model(model: str | Path, plan: Sequence[Any], *, max_new_tokens: in
                    max_steps: int | None = None, batch: int = 32, seed: int = 0,
                    temperature: float = 0.0, out: str | Path | None = None,
                    progress: bool = True, resamples: int = 1000,
-                   constrained: bool = False,
+                   constrained: bool | str = False,
                    make_env: Callable[[], Any] | None = None) -> dict[str, Any]:
     """Batched evaluation of a model folder over ``plan`` (greedy unless ``temperature``;
     sampling is seeded per episode and turn); metrics (and JSONL)."""

@@ -195,8 +195,19 @@ def run_sft(model_dir: str | Path, out_dir: str | Path, *, policy: str = "comply
             "last_logged_loss": losses[-1] if losses else None,
             "seconds": round(seconds, 1), "seed": seed}
     (out / "mosaic_sft.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    write_copy_table(out, records)
     write_recipe(out)
     return out
+
+
+def write_copy_table(model_dir: str | Path, records: Sequence[Trajectory]) -> Path:
+    """Save which parameters the teacher copies from the context (``mosaic_copy.json``, read
+    by ``constrained: copy`` decoding; :func:`~mosaic_gym.agent.models.constrained.copy_table`)."""
+    from mosaic_gym.agent.models.constrained import COPY_TABLE, copy_table
+
+    path = Path(model_dir) / COPY_TABLE
+    path.write_text(json.dumps(copy_table(records), indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def write_recipe(model_dir: str | Path, *, name: str | None = None,
@@ -248,3 +259,26 @@ def check_format(model_dir: str | Path, *, episodes: int | None = None, split: s
         for record in records:
             sink.write(record.to_json() + "\n")
     return format_error_rate(records)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m mosaic_gym.train.sft --copy-table MODEL_DIR``: write the copy table of a
+    model trained before SFT wrote one, from the teacher episodes its ``mosaic_sft.json``
+    names (teacher, split, attack) and ``--seeds``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--copy-table", required=True, metavar="MODEL_DIR")
+    parser.add_argument("--seeds", default="0,1,2,3", help="the SFT episode seeds")
+    args = parser.parse_args(argv)
+    folder = Path(args.copy_table)
+    info_path = folder / "mosaic_sft.json"
+    info = json.loads(info_path.read_text(encoding="utf-8")) if info_path.is_file() else {}
+    records = teacher_records(info.get("teacher", "comply"), split=info.get("split", "train"),
+                              seeds=[int(s) for s in args.seeds.split(",")],
+                              attack=info.get("attack", "all"), progress=True)
+    print(write_copy_table(folder, records))
+
+
+if __name__ == "__main__":
+    main()

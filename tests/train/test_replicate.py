@@ -182,8 +182,9 @@ def test_plan_overrides_and_target_verdicts() -> None:
     assert plan.tiny == {"num_layers": 6} and FULL.sft_max_steps != 10
     with pytest.raises(ValueError, match="FIELD"):
         plan_with(["no_such_field=1"])
-    with pytest.raises(ValueError, match="true or false"):
+    with pytest.raises(ValueError, match="copy"):
         plan_with(["constrained=3"])
+    assert plan_with(["constrained=copy"]).constrained == "copy"
 
     def cell(v: float, lo: float, hi: float) -> dict:
         return {"value": v, "low": lo, "high": hi, "n": 40}

@@ -94,6 +94,8 @@ def test_reduced_sft_saves_a_loadable_policy(tiny: Path, tmp_path: Path) -> None
     before = AutoModelForCausalLM.from_pretrained(tiny).state_dict()
     after = AutoModelForCausalLM.from_pretrained(out).state_dict()
     assert any(not before[k].equal(after[k]) for k in before)  # the weights moved
+    table = json.loads((out / "mosaic_copy.json").read_text())  # for constrained: copy
+    assert isinstance(table, dict) and all(isinstance(v, list) for v in table.values())
     policy = load_policy(out / "policy.yaml")
     record = teacher_records("comply", split="all", seeds=[1], scenario_paths=SUBSET,
                              progress=False)[0]

@@ -20,9 +20,11 @@ when a model is evaluated, so the policy that is trained is the policy that is s
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 NAME_OPEN = '{"name": "'
@@ -73,6 +75,8 @@ class Walk:
     value: str = ""  # sub-state of a value: str, esc, u1..u4, num, int, bool:<rest>, arr...
     items: int = 0
     extra: tuple[str, ...] = field(default=())
+    #: a copied value's text so far (JSON-escaped), for parameters under the copy constraint
+    text: str = ""
 
 
 def _value_start(kind: str) -> tuple[str, ...]:
@@ -91,12 +95,27 @@ class Grammar:
     """The tool-call grammar of one episode's tools; :meth:`step` advances a :class:`Walk`
     by one character (``None``: the character leaves the grammar)."""
 
-    def __init__(self, tools: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, tools: Sequence[Mapping[str, Any]], *,
+                 copy: Mapping[str, Sequence[str]] | None = None, context: str = "") -> None:
         self.tools = schemas(tools)
         self.names = sorted(self.tools)
         #: identifies the grammar (for caching the allowed tokens of a state)
         self.signature = tuple((t.name, tuple(sorted(t.types.items())), tuple(sorted(t.required)))
                                for t in sorted(self.tools.values(), key=lambda t: t.name))
+        #: (tool, parameter) pairs whose string and number values must be copied from
+        #: ``context`` (see :func:`copy_table`); ``context`` is JSON-escaped text
+        self.copy = frozenset((tool, arg) for tool, args in (copy or {}).items()
+                              for arg in args if tool in self.tools)
+        self.context = context
+        self.context_key = hash(context) if self.copy else None
+
+    def copy_sensitive(self, walk: Walk) -> bool:
+        """Whether the tokens allowed at ``walk`` depend on the context (not memoisable by
+        the grammar's signature alone)."""
+        return bool(self.copy) and any(tool == walk.tool for tool, _arg in self.copy)
+
+    def _copied(self, walk: Walk) -> bool:
+        return (walk.tool, walk.arg) in self.copy
 
     def _kind(self, walk: Walk) -> str:
         return self.tools[walk.tool].types.get(walk.arg, "any")
@@ -152,7 +171,23 @@ class Grammar:
             return replace(walk, phase="done") if c == "}" else None
         return None  # done: nothing more inside the block
 
-    def _value(self, walk: Walk, c: str) -> Walk | None:  # noqa: C901
+    def _value(self, walk: Walk, c: str) -> Walk | None:
+        nxt = self._value_step(walk, c)
+        if nxt is None or not self._copied(walk):
+            return nxt
+        if nxt.phase != "value":  # the value ended on this character
+            return replace(nxt, text="")
+        v = walk.value
+        if nxt.value in ("num", "int"):  # a number's digits so far must occur in the context
+            return nxt if nxt.buf in self.context else None
+        if v in ("start", "arr", "arr-next") or v == "astr" and c == '"':
+            return replace(nxt, text="")  # a string or an item opens, or an item closes
+        if v.startswith(("str", "astr")):  # inside a string, escapes included
+            text = walk.text + c
+            return replace(nxt, text=text) if text in self.context else None
+        return nxt
+
+    def _value_step(self, walk: Walk, c: str) -> Walk | None:  # noqa: C901
         v = walk.value
         if v == "start":
             kind = self._kind(walk)
@@ -300,9 +335,16 @@ class ToolCallLogitsProcessor:
 
     def __init__(self, tokenizer: Any, tools: Sequence[Sequence[Mapping[str, Any]]],
                  prompt_width: int, *, vocab: Mapping[str, Any] | None = None,
-                 budget: int | None = None) -> None:
+                 budget: int | None = None,
+                 copy: Mapping[str, Sequence[str]] | None = None) -> None:
         self.prompt_width = prompt_width
         self.budget = budget
+        self.tokenizer = tokenizer
+        self.tool_lists = [list(t) for t in tools]
+        #: the copy table (see :func:`copy_table`); the context of a row is its prompt,
+        #: decoded at the first step
+        self.copy = dict(copy or {})
+        self._contexts_set = not self.copy
         #: rows whose call was closed early for the token budget (a diagnostic count)
         self.forced_closes = 0
         self._forcing: set[int] = set()
@@ -347,7 +389,7 @@ class ToolCallLogitsProcessor:
         if walk.phase == "done":
             return [self.close_id]
         grammar = self.grammars[row]
-        if walk.phase == "value" and walk.value in ("str", "astr"):
+        if walk.phase == "value" and walk.value in ("str", "astr") and not grammar._copied(walk):
             ids = list(self.plain)  # no quote, backslash or control char: always fine
             return ids + [t for t in self.quoted
                           if grammar.advance(walk, self.texts[t]) is not None]
@@ -396,9 +438,20 @@ class ToolCallLogitsProcessor:
                 keep.add(token)
         return sorted(keep) or None
 
+    def _set_contexts(self, input_ids: Any) -> None:
+        """Give every row's grammar its prompt as the text values may be copied from."""
+        for row in range(input_ids.shape[0]):
+            prompt = self.tokenizer.decode(input_ids[row, :self.prompt_width].tolist(),
+                                           skip_special_tokens=True)
+            self.grammars[row] = Grammar(self.tool_lists[row], copy=self.copy,
+                                         context=escaped(prompt))
+        self._contexts_set = True
+
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
+        if not self._contexts_set:
+            self._set_contexts(input_ids)
         for row in range(input_ids.shape[0]):
             generated = input_ids[row, self.prompt_width:].tolist()
             mode, walk = self._update(row, generated)
@@ -416,7 +469,10 @@ class ToolCallLogitsProcessor:
                     keep[index] = scores[row, index]
                     scores[row] = keep
                     continue
-            key = ("closed",) if mode == "closed" else (self.grammars[row].signature, walk)
+            grammar = self.grammars[row]
+            key = (("closed",) if mode == "closed" else
+                   (grammar.signature, walk, grammar.context_key) if grammar.copy_sensitive(walk)
+                   else (grammar.signature, walk))
             index = self.memo.get(key)
             if index is None:
                 ids = self.end_ids if mode == "closed" else self.allowed(row, walk)
@@ -465,3 +521,95 @@ def token_table(tokenizer: Any) -> dict[str, Any]:
     with contextlib.suppress(AttributeError):  # a tokenizer that refuses attributes
         tokenizer._mosaic_token_table = table
     return table
+
+
+def escaped(text: str) -> str:
+    """``text`` as it reads inside a JSON string of a tool call (the teachers' rendering,
+    ``ensure_ascii=False``): what a copied value is compared with."""
+    return json.dumps(text, ensure_ascii=False)[1:-1]
+
+
+COPY_TABLE = "mosaic_copy.json"
+
+
+def copy_table(records: Sequence[Any], *, min_share: float = 0.85,
+               min_count: int = 5) -> dict[str, list[str]]:
+    """The parameters whose values the teacher copies from the context: for each tool, the
+    string, number and string-array parameters of which at least ``min_share`` of the
+    teacher's values (over at least ``min_count``) occur verbatim (JSON-escaped) in the
+    messages before the call. Values it composes (shell commands, email bodies, file
+    contents, paths joined from a folder and a listed name) fall below the share and stay
+    free. Learnt from the SFT data, saved next to the model (:data:`COPY_TABLE`)."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    for record in records:
+        messages = record.messages if hasattr(record, "messages") else record["messages"]
+        context = ""
+        for message in messages:
+            for call in (message.get("tool_calls") or [])[:1] \
+                    if message.get("role") == "assistant" else ():
+                function = call.get("function", {})
+                try:
+                    arguments = json.loads(function.get("arguments") or "{}")
+                except ValueError:
+                    continue
+                for arg, value in (arguments.items() if isinstance(arguments, dict) else ()):
+                    values = value if isinstance(value, list) else [value]
+                    for item in values:
+                        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+                            continue
+                        text = escaped(item) if isinstance(item, str) else json.dumps(item)
+                        hit = counts.setdefault((function.get("name", ""), arg), [0, 0])
+                        hit[0] += text in context
+                        hit[1] += 1
+            content = message.get("content")
+            context += "\n" + escaped(content if isinstance(content, str)
+                                       else json.dumps(content, ensure_ascii=False))
+    table: dict[str, list[str]] = {}
+    for (tool, arg), (copied, total) in sorted(counts.items()):
+        if total >= min_count and copied >= min_share * total:
+            table.setdefault(tool, []).append(arg)
+    return table
+
+
+def load_copy_table(model_dir: str | Path) -> dict[str, list[str]]:
+    """The copy table saved with a model (``constrained: copy`` needs one)."""
+    path = Path(model_dir) / COPY_TABLE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing: copy-constrained decoding needs the copy table written by "
+            "SFT (mosaic_gym.train.sft.run_sft), or write one with "
+            "`python -m mosaic_gym.train.sft --copy-table MODEL_DIR`")
+    table = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(table, dict) or not all(
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(a, str) for a in v)
+            for k, v in table.items()):
+        raise ValueError(f"{path}: expected {{tool: [parameter, ...]}}")
+    return table
+
+
+def decoding_mode(constrained: Any, model: Any = None) -> tuple[bool, dict[str, list[str]] | None]:
+    """``(grammar on, copy table or None)`` for a ``constrained`` option: ``False`` (free
+    decoding), ``True`` / ``"grammar"`` (the tool-call grammar) or ``"copy"`` (the grammar,
+    and the values of the parameters in the model's copy table copied from the context;
+    ``model`` is the model folder, or a loaded model whose ``name_or_path`` is one)."""
+    if constrained in (False, None, "false", "off", "none"):
+        return False, None
+    if constrained in (True, "true", "on", "grammar"):
+        return True, None
+    if constrained == "copy":
+        folder = model if isinstance(model, (str, Path)) else getattr(model, "name_or_path", None)
+        if not folder:
+            raise ValueError("constrained='copy' needs the model's folder (its copy table)")
+        return True, load_copy_table(folder)
+    raise ValueError(f"constrained must be false, true, 'grammar' or 'copy', not {constrained!r}")
+
+
+def carry_copy_table(source: str | Path, target: str | Path) -> None:
+    """Copy a model folder's copy table into the folder of a model trained from it (RL
+    keeps the SFT model's table, so ``constrained: copy`` means the same for both)."""
+    if not isinstance(source, (str, Path)):
+        return
+    path = Path(source) / COPY_TABLE
+    if path.is_file():
+        (Path(target) / COPY_TABLE).write_text(path.read_text(encoding="utf-8"),
+                                               encoding="utf-8")

@@ -73,7 +73,9 @@ class TransformersPolicy(TurnSeeds):
         batch_size: prompts per ``generate`` call in :meth:`act_batch`.
         constrained: decode tool calls under the grammar of the episode's tools (offered
             names, their argument names, valid JSON; see
-            :mod:`mosaic_gym.agent.models.constrained`). Off by default.
+            :mod:`mosaic_gym.agent.models.constrained`) with ``True``; ``"copy"`` also
+            keeps the values of the parameters the teacher copies (the model folder's
+            ``mosaic_copy.json``) verbatim substrings of the prompt. Off by default.
 
     Seeding: with a ``seed``, :meth:`act` samples under a seed derived from (seed, the
     scenario id and seed given to :meth:`reset`, the step, the prompt text), so an episode
@@ -85,7 +87,7 @@ class TransformersPolicy(TurnSeeds):
                  sampling: Mapping[str, Any] | None = None, template: str | Path | None = None,
                  chat_template_kwargs: Mapping[str, Any] | None = None, device: str = "cpu",
                  dtype: str = "auto", batch_size: int = 8, name: str | None = None,
-                 constrained: bool = False) -> None:
+                 constrained: bool | str = False) -> None:
         self.sampling = check_sampling(sampling)
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -109,7 +111,9 @@ class TransformersPolicy(TurnSeeds):
         self.max_context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
         self.truncated_prompts = 0
         self._batches = 0
-        self.constrained = bool(constrained)
+        from mosaic_gym.agent.models.constrained import decoding_mode
+
+        self.constrained, self.copy = decoding_mode(constrained, model)
 
     # -- Policy protocol -------------------------------------------------------------
     def act(self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]],
@@ -187,7 +191,8 @@ class TransformersPolicy(TurnSeeds):
             from mosaic_gym.agent.models.constrained import ToolCallLogitsProcessor
 
             kwargs["logits_processor"] = LogitsProcessorList(
-                [ToolCallLogitsProcessor(self.tokenizer, tools, width, budget=budget)])
+                [ToolCallLogitsProcessor(self.tokenizer, tools, width, budget=budget,
+                                         copy=self.copy)])
         with torch.inference_mode():
             out = self.model.generate(input_ids=ids.to(self.device),
                                       attention_mask=mask.to(self.device), **kwargs)

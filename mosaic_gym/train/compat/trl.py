@@ -55,7 +55,8 @@ def check_version() -> None:
             "mosaic_gym/train/compat/trl.py")
 
 
-def generate_single_turn(trainer: Any, *, constrained: bool = False
+def generate_single_turn(trainer: Any, *, constrained: bool = False,
+                         copy: dict[str, list[str]] | None = None
                          ) -> Callable[..., tuple[list[Any], list[Any] | None]]:
     """``generate(prompt_ids, tools=None) -> (completion_ids, logprobs or None)`` for one
     turn each.
@@ -63,7 +64,8 @@ def generate_single_turn(trainer: Any, *, constrained: bool = False
     With ``constrained`` (and ``tools``, one tool list per prompt), tool calls are decoded
     under :class:`~mosaic_gym.agent.models.constrained.ToolCallLogitsProcessor`, the same
     processor the evaluation policy uses. Only TRL's transformers generation path supports
-    it (the model's ``generate`` is wrapped for the call); with vLLM it raises.
+    it (the model's ``generate`` is wrapped for the call); with vLLM it raises. ``copy`` is
+    the copy table of ``constrained: copy`` decoding.
     """
     check_version()
     method = getattr(trainer, "_generate_single_turn", None)
@@ -95,7 +97,7 @@ def generate_single_turn(trainer: Any, *, constrained: bool = False
                       or getattr(config, "max_new_tokens", None)
                       or getattr(trainer, "max_completion_length", None))
             processors.append(ToolCallLogitsProcessor(tokenizer, list(tools), width,
-                                                      budget=budget))
+                                                      budget=budget, copy=copy))
             return original(*args, logits_processor=processors, **kwargs)
 
         model.generate = constrained_generate
