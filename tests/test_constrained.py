@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 
@@ -359,3 +360,43 @@ def test_processor_copies_values_from_the_prompt(tmp_path) -> None:
         assert escaped(arguments["to_account"]) in context, arguments
         assert json.dumps(arguments["amount"]) in context, arguments
     assert calls == rows
+
+
+def test_processor_closes_a_runaway_plan_with_half_the_budget_left(tmp_path) -> None:
+    """An untrained model writes on inside ``<think>``; with the budget the plan closes
+    when half of it is spent, and a turn that then opens a call closes it too."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+
+    from mosaic_gym.agent.models.constrained import ToolCallLogitsProcessor
+    from mosaic_gym.train.tiny import build_tiny
+
+    folder = build_tiny(tmp_path / "tiny", hidden_size=32, num_layers=1, num_heads=2,
+                        num_kv_heads=1, intermediate_size=64, vocab_size=600)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    prompt = tokenizer("user: go\n<think>", add_special_tokens=False)["input_ids"]
+    rows, budget = 6, 40
+    ids = torch.tensor([prompt] * rows)
+
+    def generate(with_budget: bool) -> tuple[list[list[int]], Any]:
+        torch.manual_seed(0)
+        processor = ToolCallLogitsProcessor(tokenizer, [TOOLS] * rows, len(prompt) - 1,
+                                            budget=budget if with_budget else None)
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
+                             do_sample=True, max_new_tokens=budget - 1,
+                             logits_processor=LogitsProcessorList([processor]),
+                             pad_token_id=tokenizer.pad_token_id)
+        return out[:, len(prompt):].tolist(), processor
+
+    close = tokenizer.convert_tokens_to_ids("</think>")
+    closed, processor = generate(True)
+    for row in closed:
+        assert close in row, tokenizer.decode(row)
+        # generated tokens counted from the <think> token: at most half the budget is plan
+        assert row.index(close) + 1 <= budget // 2 + 1, tokenizer.decode(row)
+    assert processor.forced_blocks >= 1
+    free, _ = generate(False)
+    assert sum(close not in row for row in free) >= rows // 2
