@@ -90,6 +90,32 @@ KEYS = ("benign_utility", "harm_rate_harmful", "attack_success_rate", "format_er
         "refusal_rate_benign", "refusal_rate_harmful", "leak_rate")
 
 
+def count_parameters(model_dir: str | Path) -> int:
+    """Parameters of a saved model, from its safetensors header (no weights are loaded)."""
+    total = 0
+    for shard in sorted(Path(model_dir).glob("*.safetensors")):
+        with shard.open("rb") as handle:
+            size = int.from_bytes(handle.read(8), "little")
+            header = json.loads(handle.read(size))
+        for name, entry in header.items():
+            if name != "__metadata__":
+                count = 1
+                for dim in entry["shape"]:
+                    count *= dim
+                total += count
+    return total
+
+
+def prior_steps(base: Path) -> int:
+    """SFT steps already in ``base`` when SFT continues from an SFT model (0 for a fresh one)."""
+    meta = base / "mosaic_sft.json"
+    if not meta.is_file():
+        return 0
+    info = json.loads(meta.read_text(encoding="utf-8"))
+    earlier = prior_steps(Path(info["base"])) if info.get("base") else 0
+    return int(info.get("steps", 0)) + earlier
+
+
 def measure(out: str | Path, *, hidden_size: int = 256, num_layers: int = 4,
             num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int = 768,
             steps: int = 360, sft_seeds: tuple[int, ...] = (0, 1, 2, 3),
@@ -121,10 +147,11 @@ def measure(out: str | Path, *, hidden_size: int = 256, num_layers: int = 4,
                 progress=progress)
     trained = time.perf_counter()
     info = json.loads((sft / "mosaic_sft.json").read_text(encoding="utf-8"))
-    tiny = json.loads((Path(base) / "mosaic_tiny.json").read_text(encoding="utf-8"))
+    shape = json.loads((Path(base) / "config.json").read_text(encoding="utf-8"))
     row: dict[str, Any] = {
-        "out": str(out), "parameters": tiny["parameters"], "hidden_size": hidden_size,
-        "num_layers": num_layers, "sft_steps": info["steps"], "sft_episodes": info["episodes"],
+        "out": str(out), "base": str(base), "parameters": count_parameters(sft),
+        "hidden_size": shape.get("hidden_size"), "num_layers": shape.get("num_hidden_layers"),
+        "sft_steps": info["steps"] + prior_steps(Path(base)), "sft_episodes": info["episodes"],
         "batch_size": batch_size, "learning_rate": learning_rate,
         "train_loss": info["train_loss"], "last_logged_loss": info["last_logged_loss"],
         "build_seconds": round(built - started, 1), "sft_seconds": round(trained - built, 1),

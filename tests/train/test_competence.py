@@ -7,7 +7,13 @@ import json
 import pytest
 
 from mosaic_gym.agent.baselines import make_baseline
-from mosaic_gym.train.competence import first_call, first_call_agreement, records_of
+from mosaic_gym.train.competence import (
+    count_parameters,
+    first_call,
+    first_call_agreement,
+    prior_steps,
+    records_of,
+)
 from mosaic_gym.train.replicate import evaluation_plan, play_batched
 
 
@@ -58,3 +64,25 @@ def test_the_matched_share_counts_turns_up_to_the_first_divergence(plan):
     assert first_call_agreement(comply, comply)["teacher_calls_matched"]["value"] == 1.0
     refuse = _play("refuse", plan)
     assert first_call_agreement(refuse, comply)["teacher_calls_matched"]["value"] == 0.0
+
+
+def test_parameters_are_counted_from_the_safetensors_header(tmp_path):
+    header = {"a.weight": {"dtype": "F32", "shape": [3, 4], "data_offsets": [0, 48]},
+              "b.bias": {"dtype": "F32", "shape": [5], "data_offsets": [48, 68]},
+              "__metadata__": {"format": "pt"}}
+    raw = json.dumps(header).encode()
+    (tmp_path / "model.safetensors").write_bytes(len(raw).to_bytes(8, "little") + raw
+                                                 + bytes(68))
+    assert count_parameters(tmp_path) == 17
+
+
+def test_a_continued_sft_counts_the_steps_of_its_bases(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    tiny = str(tmp_path / "tiny")
+    (first / "mosaic_sft.json").write_text(json.dumps({"steps": 900, "base": tiny}))
+    (second / "mosaic_sft.json").write_text(json.dumps({"steps": 300, "base": str(first)}))
+    assert prior_steps(tmp_path / "tiny") == 0     # a fresh model: no SFT record
+    assert prior_steps(first) == 900
+    assert prior_steps(second) == 1200
