@@ -440,9 +440,21 @@ def replicate_command(
         "--set", help="Override a field of the plan, FIELD=JSON (repeatable), e.g. "
                       "--set constrained=true --set sft_max_steps=900 "
                       "--set 'tiny={\"num_layers\": 6}'.")] = None,
+    pool: Annotated[list[Path] | None, typer.Option(
+        "--pool", help="Train nothing: pool finished runs of different seeds (repeatable, "
+                       "at least two) into one table per split, written to --out as "
+                       "pooled.json and pooled.png.")] = None,
 ) -> None:
     """Tiny model -> SFT -> pairwise GRPO, scalar GRPO and DPO; the table with intervals on
     held-out seeds of the training variants, test and ood."""
+    if pool:
+        from mosaic_gym.train.replicate import pool as pool_runs
+
+        try:
+            pool_runs(pool, out)
+        except (MosaicError, ValueError, FileNotFoundError) as exc:
+            _fail(str(exc))
+        return
     _needs_train_extra("mosaic replicate")
     if eval_episodes is not None and eval_episodes < 0:
         _fail(f"--eval-episodes must be 0 (all) or more (got {eval_episodes})")

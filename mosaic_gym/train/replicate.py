@@ -584,6 +584,99 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
     return document
 
 
+def pool(runs: Sequence[str | Path], out: str | Path, *, resamples: int = 1000,
+         progress: bool = True) -> dict[str, Any]:
+    """Pool finished replications of different training seeds into one table per split.
+
+    Each run folder must hold its ``replication.json``; the evaluation files of every
+    method (``eval_<method>.jsonl`` for the headline split, ``eval_<split>_<method>.jsonl``
+    for the others) are read back and concatenated over the runs, and the table, its
+    intervals and the target verdicts are computed on the pooled episodes. A method or
+    split missing from any run is left out (and listed under ``left_out``), never drawn as
+    0 %. The interval is over episodes, pooled: it does not measure the spread between
+    training seeds (two or three seeds cannot), so the per-seed values are kept next to it
+    (``per_seed``). Writes ``pooled.json`` and ``pooled.png`` into ``out``.
+    """
+    folders = [Path(run) for run in runs]
+    if len(folders) < 2:
+        raise ValueError("pooling needs at least two replication folders")
+    documents = []
+    for folder in folders:
+        path = folder / "replication.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no replication.json (run `mosaic replicate "
+                                    f"--out {folder}` to the end first)")
+        documents.append(json.loads(path.read_text(encoding="utf-8")))
+    seeds = [int(d["seed"]) for d in documents]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"the runs repeat a training seed ({seeds}): pooling would count one "
+                         "training run twice")
+    headlines = {d["plan"]["eval_splits"][0] for d in documents}
+    if len(headlines) != 1:
+        raise ValueError(f"the runs head their tables with different splits: {sorted(headlines)}")
+    headline = headlines.pop()
+    splits = [s for s in documents[0]["plan"]["eval_splits"]
+              if all(s in d["plan"]["eval_splits"] for d in documents)]
+    results: dict[str, dict[str, dict[str, Any]]] = {split: {} for split in splits}
+    per_seed: dict[str, dict[str, dict[str, Any]]] = {split: {} for split in splits}
+    left_out: list[str] = []
+    for split in splits:
+        for method, _ in METHODS:
+            name = f"eval_{method}.jsonl" if split == headline else f"eval_{split}_{method}.jsonl"
+            missing = [str(f / name) for f in folders if not (f / name).is_file()]
+            if missing:
+                left_out.append(f"{split}/{method}: missing {', '.join(missing)}")
+                continue
+            records: list[Trajectory] = []
+            for folder, seed in zip(folders, seeds, strict=True):
+                mine = [Trajectory.load(json.loads(line)) for line in
+                        (folder / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+                records.extend(mine)
+                intervals = records_metrics(mine, resamples=resamples,
+                                            seed=seed)["all"]["intervals"]
+                per_seed[split].setdefault(method, {})[str(seed)] = {
+                    "episodes": len(mine),
+                    **{label: intervals.get(key) for key, label in TABLE}}
+            results[split][method] = records_metrics(records, resamples=resamples, seed=0)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    title = (f"mosaic replicate, pooled over training seeds {', '.join(map(str, seeds))}: "
+             + ", ".join(f"{s} ({int(next(iter(results[s].values()))['all']['episodes'])} "
+                         "episodes)" for s in splits if results[s]))
+    document = {
+        "title": title, "runs": [str(f) for f in folders], "seeds": seeds,
+        "headline": headline, "splits": splits, "left_out": left_out,
+        "tables": {split: table_dict(results[split]) for split in splits if results[split]},
+        "targets": {split: targets(table_dict(results[split]))
+                    for split in splits if results[split]},
+        "targets_per_seed": {str(seed): d.get("targets", {})
+                             for seed, d in zip(seeds, documents, strict=True)},
+        "per_seed": per_seed,
+        "seconds_per_seed": {str(seed): d.get("seconds", {})
+                             for seed, d in zip(seeds, documents, strict=True)},
+    }
+    (out / "pooled.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
+    kept = {split: table for split, table in results.items() if table}
+    drawn = False
+    if kept:
+        try:
+            plot_table(kept, out / "pooled.png", title)
+            drawn = True
+        except ImportError:  # matplotlib comes with the train and report extras
+            print("[pool] matplotlib is not installed: no pooled.png "
+                  "(pip install 'mosaic-gym[report]')")
+    if progress:
+        for split, table in kept.items():
+            print_table(table, f"{split}, pooled over seeds {seeds}", split)
+        for name, verdict in document["targets"].get(headline, {}).items():
+            mark = {True: "met", False: "MISSED", None: "n/a"}[verdict["met"]]
+            print(f"[target, {headline}, pooled] {name}: {mark}  {verdict}")
+        for line in left_out:
+            print(f"[left out] {line}")
+        print(f"wrote {out / 'pooled.json'}" + (f" and {out / 'pooled.png'}" if drawn else ""))
+    return document
+
+
 def targets(table: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The issue's targets for pairwise GRPO against SFT on one split's table (the JSON
     form of :func:`table_dict`): each with the figures it compares and whether it is met
