@@ -141,3 +141,32 @@ def test_random_refusals_are_blind_to_the_scenario_and_parse(records: list[Traje
     assert not any(r.hesitant_refusal for r in with_random_refusals(many, 0.0))
     with pytest.raises(ValueError, match="within"):
         with_random_refusals(many, 1.5)
+
+
+def test_sft_benchmark_reports_its_tables(tiny: Path, tmp_path: Path) -> None:
+    """``benchmarks/bench_sft.py`` in a reduced form: its figures add up (benchmarks rot
+    unseen otherwise)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_sft.py"
+    spec = importlib.util.spec_from_file_location("bench_sft", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench.json"
+    argv = ["--model", str(tiny), "--steps", "2", "--episodes", "3", "--lengths", "16,32",
+            "--rounds", "1", "--json", str(out)]
+    for scenario in SUBSET:
+        argv += ["--scenario", str(scenario)]
+    bench.main(argv)
+    figures = json.loads(out.read_text())
+    tokens = figures["tokens"]
+    parts = ("system + tools", "user", "tool outputs", "assistant (loss)")
+    assert tokens["episodes"] == 3
+    assert all(tokens[part] > 0 for part in parts)
+    assert sum(tokens[part] for part in parts) == pytest.approx(tokens["total"])
+    assert figures["sft"]["steps"] == 2 and figures["sft"]["per_step"] > 0
+    assert [(r["attention"], r["length"]) for r in figures["forward_backward"]] == [
+        ("sdpa", 16), ("sdpa", 32), ("eager", 16), ("eager", 32)]
+    with pytest.raises(SystemExit):
+        bench.main(["--model", str(tiny), "--lengths", "16,x"])

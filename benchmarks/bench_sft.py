@@ -1,0 +1,174 @@
+"""Where SFT time goes on this machine, and what the competent base costs here.
+
+    python benchmarks/bench_sft.py                       # tiny model built in a temp folder
+    python benchmarks/bench_sft.py --model runs/tiny --steps 20 --json runs/bench_sft.json
+
+Prints three tables, measured in one run:
+
+* **tokens per SFT episode** (the ``comply`` teacher on train-split seed 0, or every split
+  of the ``--scenario`` files, rendered by the
+  model's chat template with its tools): how many tokens the system prompt with the tool
+  schemas, the user request, the tool outputs and the assistant turns take. Only the
+  assistant tokens carry loss; every token costs forward and backward time.
+* **SFT seconds per step** with TRL's ``SFTTrainer`` as ``mosaic_gym.train.sft.run_sft``
+  runs it (batch 4, grouped by length, float32), and the hours that the competence curve's
+  1,800-step point and the replication's 120-step SFT stage take at that rate;
+* **forward + backward** of one batch of 4 random sequences per length, with the SDPA and
+  the eager attention: how the step time grows with the sequence length.
+
+Nothing is asserted; compare rows of one run only (the machine's load is printed with them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load {one:.2f} / {five:.2f} (1 / 5 min), {os.cpu_count()} CPUs"
+
+
+def token_budget(model_dir: Path, episodes: int,
+                 scenarios: list[str] | None = None) -> dict[str, float]:
+    """Mean tokens per episode by part of the rendered conversation."""
+    from transformers import AutoTokenizer
+
+    from mosaic_gym.train.sft import sft_rows, teacher_records
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    records = teacher_records("comply", seeds=[0], scenario_paths=scenarios,
+                              split="all" if scenarios else "train", progress=False)
+    rows = sft_rows(records)[:episodes]
+    parts: dict[str, list[int]] = {"system + tools": [], "user": [], "tool outputs": [],
+                                   "assistant (loss)": [], "total": []}
+    for row in rows:
+        tools = json.loads(row["tools"]) if isinstance(row["tools"], str) else row["tools"]
+        sums = dict.fromkeys(parts, 0)
+        previous = 0
+        for i, message in enumerate(row["messages"]):
+            ids = tokenizer.apply_chat_template(row["messages"][:i + 1], tools=tools,
+                                                tokenize=True, return_dict=True)["input_ids"]
+            role = {"system": "system + tools", "user": "user", "tool": "tool outputs",
+                    "assistant": "assistant (loss)"}[message["role"]]
+            sums[role] += len(ids) - previous
+            previous = len(ids)
+        sums["total"] = previous
+        for key, value in sums.items():
+            parts[key].append(value)
+    return {key: statistics.mean(values) for key, values in parts.items()} | {
+        "episodes": len(rows)}
+
+
+def sft_step_seconds(model_dir: Path, steps: int, work: Path,
+                     scenarios: list[str] | None = None) -> dict[str, Any]:
+    from mosaic_gym.train.sft import run_sft
+
+    out = run_sft(model_dir, work / "sft", seeds=(0,), max_steps=steps, learning_rate=3e-3,
+                  batch_size=4, scenario_paths=scenarios,
+                  split="all" if scenarios else "train", progress=False)
+    info = json.loads((out / "mosaic_sft.json").read_text())
+    return {"steps": info["steps"], "seconds": info["seconds"],
+            "per_step": info["seconds"] / max(info["steps"], 1)}
+
+
+def forward_backward(model_dir: Path, lengths: list[int], rounds: int) -> list[dict[str, Any]]:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    rows = []
+    for impl in ("sdpa", "eager"):
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32,
+                                                     attn_implementation=impl)
+        vocab = model.config.vocab_size
+        for length in lengths:
+            batch = torch.randint(0, vocab, (4, length), generator=torch.Generator().manual_seed(0))
+            times = []
+            for _ in range(rounds + 1):          # the first round warms up, not counted
+                start = time.perf_counter()
+                model(input_ids=batch, labels=batch).loss.backward()
+                model.zero_grad(set_to_none=True)
+                times.append(time.perf_counter() - start)
+            median = statistics.median(times[1:])
+            rows.append({"attention": impl, "length": length, "seconds": median,
+                         "tokens_per_s": 4 * length / median})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="a model folder (default: build the tiny "
+                        "model into a temporary folder)")
+    parser.add_argument("--steps", type=int, default=20, help="SFT steps to time")
+    parser.add_argument("--episodes", type=int, default=60, help="episodes for the token table")
+    parser.add_argument("--lengths", default="256,512,1024,1536")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--scenario", action="append", default=None,
+                        help="a scenario file to draw the episodes from (repeatable; default: "
+                        "the train split of the library)")
+    parser.add_argument("--json", default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.episodes < 1 or args.rounds < 1:
+        parser.error("--steps, --episodes and --rounds must be at least 1")
+    try:
+        lengths = [int(v) for v in args.lengths.split(",")]
+    except ValueError:
+        parser.error(f"--lengths must be integers separated by commas, got {args.lengths!r}")
+    if any(length < 2 for length in lengths):
+        parser.error("every --lengths value must be at least 2 tokens")
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        model = Path(args.model) if args.model else None
+        if model is None:
+            from mosaic_gym.train.tiny import build_tiny
+            model = build_tiny(work / "tiny", scenario_paths=args.scenario,
+                               split="all" if args.scenario else "train")
+        print(f"machine: {_load()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
+        budget = token_budget(model, args.episodes, args.scenario)
+        print(f"\ntokens per SFT episode (comply, train seed 0, {budget['episodes']} episodes)")
+        print(f"{'part':<20} {'tokens':>8} {'share':>7}")
+        for key in ("system + tools", "user", "tool outputs", "assistant (loss)", "total"):
+            print(f"{key:<20} {budget[key]:>8.0f} {budget[key] / budget['total']:>7.1%}")
+
+        sft = sft_step_seconds(model, args.steps, work, args.scenario)
+        per_step = sft["per_step"]
+        print(f"\nSFT (TRL SFTTrainer, batch 4, {sft['steps']} steps): {sft['seconds']:.1f} s, "
+              f"{per_step:.2f} s per step")
+        print(f"{'at that rate':<42} {'minutes':>8}")
+        for label, steps in (("replication SFT stage (120 steps)", 120),
+                             ("competence curve, 900 steps", 900),
+                             ("competent base, 1,800 steps", 1800)):
+            print(f"{label:<42} {steps * per_step / 60:>8.1f}")
+
+        passes = forward_backward(model, lengths, args.rounds)
+        print("\nforward + backward, batch of 4 random sequences (median of "
+              f"{args.rounds} rounds)")
+        print(f"{'attention':<10} {'length':>7} {'seconds':>8} {'tokens/s':>9}")
+        for row in passes:
+            print(f"{row['attention']:<10} {row['length']:>7} {row['seconds']:>8.2f} "
+                  f"{row['tokens_per_s']:>9.0f}")
+        print(f"\nmachine after the run: {_load()}")
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(
+                {"tokens": budget, "sft": sft, "forward_backward": passes}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
