@@ -63,6 +63,11 @@ class Plan:
     sft_seeds: tuple[int, ...] = (0, 1, 2, 3)
     sft_epochs: float = 1.0
     sft_max_steps: int = 360
+    sft_from_base: bool = False
+    """Skip the replication's own SFT stage: the ``base`` folder must then hold an SFT model
+    (its ``mosaic_sft.json``, e.g. a copy of a competence run's ``sft``), and that model is
+    the "SFT (before)" row and the start of every RL method, so a competent base is not
+    diluted by a short second SFT (the ``sft_*`` fields are then unused)."""
     sft_learning_rate: float = 3e-3
     sft_limit: int | None = None
     sft_refusal_share: float = 0.3
@@ -435,6 +440,10 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
         raise ValueError(f"zero_shot: unknown suite(s) {', '.join(strange)}; expected among "
                          f"{', '.join(SUITE_ENVS)}")
     out = Path(out)
+    if plan.sft_from_base and not (out / "base" / "mosaic_sft.json").is_file():
+        raise ValueError(f"sft_from_base skips the SFT stage, so {out / 'base'} must hold an "
+                         "SFT model (its mosaic_sft.json is missing): copy a trained model "
+                         "folder, e.g. runs/competence/s1800/sft, there, or drop sft_from_base")
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     trained: set[str] = set()
@@ -508,13 +517,18 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
             timings[f"eval_{split}_{method}"] = round(time.perf_counter() - begin, 1)
 
     base = stage("base", lambda p: build_tiny(p, seed=seed, **plan.tiny))
-    sft = stage("sft", lambda p: run_sft(base, p, policy="comply", split="train",
-                                         seeds=plan.sft_seeds, epochs=plan.sft_epochs,
-                                         max_steps=plan.sft_max_steps, seed=seed,
-                                         learning_rate=plan.sft_learning_rate,
-                                         limit=plan.sft_limit,
-                                         refusal_share=plan.sft_refusal_share,
-                                         progress=progress))
+    if plan.sft_from_base:
+        if progress:
+            print(f"[sft] skipped (sft_from_base): the SFT model is {base}")
+        sft = base
+    else:
+        sft = stage("sft", lambda p: run_sft(base, p, policy="comply", split="train",
+                                             seeds=plan.sft_seeds, epochs=plan.sft_epochs,
+                                             max_steps=plan.sft_max_steps, seed=seed,
+                                             learning_rate=plan.sft_learning_rate,
+                                             limit=plan.sft_limit,
+                                             refusal_share=plan.sft_refusal_share,
+                                             progress=progress))
     common: dict[str, Any] = {"split": plan.rl_split, "seeds": [seed], "k": plan.k, "seed": seed,
               "temperature": plan.temperature, "max_new_tokens": plan.max_new_tokens,
               "env_max_steps": plan.env_max_steps, "quiet": not progress,

@@ -203,3 +203,45 @@ def test_plan_overrides_and_target_verdicts() -> None:
     assert verdicts["benign refusal up by at most 5 points"]["met"] is True
     apart = verdicts["pairwise beats scalar on harm or refusal gap (intervals apart)"]
     assert apart["harm"] is True and apart["refusal_gap"] is None and apart["met"] is True
+
+
+def test_sft_from_base_starts_every_method_from_the_given_model(
+        run: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sft_from_base``: no SFT stage; the base folder's SFT model is the "SFT (before)" row
+    and what GRPO and DPO start from. The RL trainers are replaced by copies of their input
+    model, so only the wiring is under test (the real trainers run in the fixture)."""
+    import shutil
+    from dataclasses import replace
+
+    import mosaic_gym.train.dpo as dpo
+    import mosaic_gym.train.grpo as grpo
+    from mosaic_gym.train.replicate import QUICK, replicate
+
+    trained, _ = run
+    plan = replace(QUICK, sft_from_base=True, zero_shot=(), eval_splits=("heldout",))
+    with pytest.raises(ValueError, match="mosaic_sft.json"):
+        replicate(tmp_path / "empty", plan=plan, progress=False)
+    assert not (tmp_path / "empty").exists()
+
+    out = tmp_path / "from-base"
+    shutil.copytree(trained / "sft", out / "base")
+    started_from: list[tuple[str, Path]] = []
+
+    def fake(name: str):
+        def train(model: str | Path, out_dir: str | Path, **_: object) -> Path:
+            started_from.append((name, Path(model)))
+            shutil.copytree(model, out_dir)
+            return Path(out_dir)
+        return train
+
+    monkeypatch.setattr(grpo, "run_grpo", fake("grpo"))
+    monkeypatch.setattr(dpo, "run_dpo", fake("dpo"))
+    document = replicate(out, plan=plan, progress=False)
+    assert not (out / "sft").exists()
+    assert document["models"]["sft"] == str(out / "base")
+    assert started_from == [("grpo", out / "base"), ("grpo", out / "base"),
+                            ("dpo", out / "base")]
+    assert document["stages"]["sft"] == json.loads(
+        (trained / "sft" / "mosaic_sft.json").read_text())
+    assert "sft" not in document["seconds"]
+    assert document["metrics"]["sft"]["all"]["episodes"] == QUICK.eval_limit
