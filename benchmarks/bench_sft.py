@@ -11,8 +11,10 @@ Prints three tables, measured in one run:
   schemas, the user request, the tool outputs and the assistant turns take. Only the
   assistant tokens carry loss; every token costs forward and backward time.
 * **SFT seconds per step** with TRL's ``SFTTrainer`` as ``mosaic_gym.train.sft.run_sft``
-  runs it (batch 4, grouped by length, float32), and the hours that the competence curve's
-  1,800-step point and the replication's 120-step SFT stage take at that rate;
+  runs it (batch 4, grouped by length, float32), once with TRL's own loss head (every
+  position scored on the CPU) and once with the compact one (trained positions only, the
+  default), and the minutes that the replication's 120-step SFT stage and the competence
+  curve's 900- and 1,800-step points take at each rate;
 * **forward + backward** of one batch of 4 random sequences per length, with the SDPA and
   the eager attention: how the step time grows with the sequence length.
 
@@ -71,15 +73,21 @@ def token_budget(model_dir: Path, episodes: int,
 
 
 def sft_step_seconds(model_dir: Path, steps: int, work: Path,
-                     scenarios: list[str] | None = None) -> dict[str, Any]:
+                     scenarios: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """TRL's loss head and the compact one (``run_sft(compact_loss=...)``), same data."""
     from mosaic_gym.train.sft import run_sft
 
-    out = run_sft(model_dir, work / "sft", seeds=(0,), max_steps=steps, learning_rate=3e-3,
-                  batch_size=4, scenario_paths=scenarios,
-                  split="all" if scenarios else "train", progress=False)
-    info = json.loads((out / "mosaic_sft.json").read_text())
-    return {"steps": info["steps"], "seconds": info["seconds"],
-            "per_step": info["seconds"] / max(info["steps"], 1)}
+    rows = {}
+    for head, compact in (("trl", False), ("compact", True)):
+        out = run_sft(model_dir, work / f"sft-{head}", seeds=(0,), max_steps=steps,
+                      learning_rate=3e-3, batch_size=4, scenario_paths=scenarios,
+                      split="all" if scenarios else "train", compact_loss=compact,
+                      progress=False)
+        info = json.loads((out / "mosaic_sft.json").read_text())
+        rows[head] = {"steps": info["steps"], "seconds": info["seconds"],
+                      "per_step": info["seconds"] / max(info["steps"], 1),
+                      "train_loss": info["train_loss"]}
+    return rows
 
 
 def forward_backward(model_dir: Path, lengths: list[int], rounds: int) -> list[dict[str, Any]]:
@@ -147,14 +155,14 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{key:<20} {budget[key]:>8.0f} {budget[key] / budget['total']:>7.1%}")
 
         sft = sft_step_seconds(model, args.steps, work, args.scenario)
-        per_step = sft["per_step"]
-        print(f"\nSFT (TRL SFTTrainer, batch 4, {sft['steps']} steps): {sft['seconds']:.1f} s, "
-              f"{per_step:.2f} s per step")
-        print(f"{'at that rate':<42} {'minutes':>8}")
-        for label, steps in (("replication SFT stage (120 steps)", 120),
-                             ("competence curve, 900 steps", 900),
-                             ("competent base, 1,800 steps", 1800)):
-            print(f"{label:<42} {steps * per_step / 60:>8.1f}")
+        print(f"\nSFT (TRL SFTTrainer, batch 4, {args.steps} steps, the same data and seed)")
+        print(f"{'loss head':<10} {'seconds':>8} {'s/step':>7} {'train loss':>10} "
+              f"{'120 steps':>10} {'900 steps':>10} {'1,800 steps':>12}  (minutes)")
+        for head, row in sft.items():
+            per_step = row["per_step"]
+            print(f"{head:<10} {row['seconds']:>8.1f} {per_step:>7.2f} "
+                  f"{row['train_loss']:>10.4f} {120 * per_step / 60:>10.1f} "
+                  f"{900 * per_step / 60:>10.1f} {1800 * per_step / 60:>12.1f}")
 
         passes = forward_backward(model, lengths, args.rounds)
         print("\nforward + backward, batch of 4 random sequences (median of "

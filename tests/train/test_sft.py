@@ -165,8 +165,57 @@ def test_sft_benchmark_reports_its_tables(tiny: Path, tmp_path: Path) -> None:
     assert tokens["episodes"] == 3
     assert all(tokens[part] > 0 for part in parts)
     assert sum(tokens[part] for part in parts) == pytest.approx(tokens["total"])
-    assert figures["sft"]["steps"] == 2 and figures["sft"]["per_step"] > 0
+    assert set(figures["sft"]) == {"trl", "compact"}
+    for row in figures["sft"].values():
+        assert row["steps"] == 2 and row["per_step"] > 0 and row["train_loss"] > 0
     assert [(r["attention"], r["length"]) for r in figures["forward_backward"]] == [
         ("sdpa", 16), ("sdpa", 32), ("eager", 16), ("eager", 32)]
     with pytest.raises(SystemExit):
         bench.main(["--model", str(tiny), "--lengths", "16,x"])
+
+
+def test_compact_loss_head_equals_trls_loss_and_gradients(
+        tiny: Path, records: list[Trajectory], tmp_path: Path) -> None:
+    """The loss head scored on trained positions only gives TRL's loss and gradients on
+    the same batch (and logs the same metrics); TRL's path stays for what it covers alone."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from mosaic_gym.train.sft import compact_loss_trainer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny)
+    dataset = Dataset.from_list(sft_rows(records))
+    config = SFTConfig(output_dir=str(tmp_path / "out"), per_device_train_batch_size=3,
+                       max_length=2048, assistant_only_loss=True, bf16=False, fp16=False,
+                       use_cpu=True, report_to="none", save_strategy="no",
+                       dataloader_num_workers=0)
+    results = []
+    for trainer_class in (SFTTrainer, compact_loss_trainer()):
+        model = AutoModelForCausalLM.from_pretrained(tiny, dtype=torch.float32)
+        trainer = trainer_class(model=model, args=config, train_dataset=dataset,
+                                processing_class=tokenizer)
+        batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+        trained = int((batch["labels"][:, 1:] != -100).sum())
+        assert 0 < trained < batch["attention_mask"].sum()  # prompt tokens are masked
+        model.train()
+        # the subclass takes its own path here, not TRL's fallback
+        assert getattr(trainer, "_compact_applies", lambda *_: True)(model, batch, False)
+        for count in (None, torch.tensor(trained * 2)):
+            model.zero_grad()
+            loss = trainer.compute_loss(model, dict(batch), num_items_in_batch=count)
+            loss.backward()
+            grads = {n: p.grad.clone() for n, p in model.named_parameters()
+                     if p.grad is not None}
+            results.append((float(loss.detach()), grads, dict(trainer._metrics["train"])))
+    (trl_loss, trl_grads, trl_metrics), (trl_loss2, _, _) = results[0], results[1]
+    (ours, our_grads, our_metrics), (ours2, _, _) = results[2], results[3]
+    assert ours == pytest.approx(trl_loss, rel=1e-5) and ours > 0
+    assert ours2 == pytest.approx(trl_loss2, rel=1e-5)
+    assert ours2 == pytest.approx(ours / 2, rel=1e-5)  # num_items_in_batch is the divisor
+    assert set(our_grads) == set(trl_grads)
+    for name, grad in trl_grads.items():
+        assert torch.allclose(our_grads[name], grad, rtol=1e-4, atol=1e-6), name
+    for key in ("entropy", "mean_token_accuracy", "num_tokens"):
+        assert our_metrics[key] == pytest.approx(trl_metrics[key], rel=1e-4), key
