@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
 
     datasets.disable_progress_bars()
     transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
