@@ -259,7 +259,9 @@ def run_sft(model_dir: str | Path, out_dir: str | Path, *, policy: str = "comply
             "first_logged_loss": losses[0] if losses else None,
             "last_logged_loss": losses[-1] if losses else None,
             "seconds": round(seconds, 1), "seed": seed,
-            "loss_head": "compact" if compact_loss else "trl"}
+            # the compact head only runs on the CPU; elsewhere the subclass defers to TRL
+            "loss_head": "compact" if compact_loss and next(
+                trainer.model.parameters()).device.type == "cpu" else "trl"}
     (out / "mosaic_sft.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     write_copy_table(out, records)
     write_recipe(out)
