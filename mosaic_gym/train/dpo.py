@@ -211,8 +211,14 @@ def teacher_pair_rows(*, env_id: str = "mosaic/All-v0", split: str = "train",
 def train_dpo(model: str | Path, rows: Sequence[Mapping[str, Any]], out_dir: str | Path, *,
               seed: int = 0, max_steps: int | None = None, epochs: float = 1.0,
               trl: Mapping[str, Any] | None = None, name: str | None = None,
-              chat_template: str | None = None, quiet: bool = False) -> Path:
-    """Run :class:`MaskedDPOTrainer` on preference ``rows``; save the model to ``out_dir``."""
+              chat_template: str | None = None, quiet: bool = False,
+              compact_head: bool = True) -> Path:
+    """Run :class:`MaskedDPOTrainer` on preference ``rows``; save the model to ``out_dir``.
+
+    ``compact_head`` (the default) has TRL's fused LM head score the completion tokens only
+    on the CPU as well (:func:`~mosaic_gym.train.compat.trl.compact_fused_head`); the policy's
+    and the reference model's log-probabilities are the same.
+    """
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -253,8 +259,12 @@ def train_dpo(model: str | Path, rows: Sequence[Mapping[str, Any]], out_dir: str
                                   else json.dumps(r["tools"])} for r in rows])
     trainer = _trainer_class()(model=policy, args=config, train_dataset=dataset,
                                processing_class=tokenizer, data_collator=collator)
-    trainer.train()
+    from mosaic_gym.train.compat.trl import compact_fused_head
+
+    with compact_fused_head(compact_head):
+        trainer.train()
     trainer.save_model(str(out))
+    trainer.save_state()  # trainer_state.json: the per-step losses and rewards
     tokenizer.save_pretrained(str(out))
     from mosaic_gym.agent.models.constrained import carry_copy_table
 
@@ -299,8 +309,10 @@ def run_dpo(model: str | Path, out_dir: str | Path, *, env_id: str = "mosaic/All
     train_dpo(model, rows, out, seed=seed, max_steps=max_steps, epochs=epochs, trl=trl,
               name=name, chat_template=chat_template, quiet=quiet)
     from mosaic_gym.rollout.collect import read_groups
+    from mosaic_gym.train.recipes import cpu_only
 
     summary = {"method": "dpo", "model": str(model), "seed": seed, "k": k, "l0": l0,
+               "loss_head": "compact" if cpu_only() else "trl",
                "groups": sum(1 for _ in read_groups(groups)), "pairs": len(rows),
                "own_pairs": own, "teacher_pairs": len(rows) - own,
                "episode_seeds": list(seeds), "split": split, "attack": attack}

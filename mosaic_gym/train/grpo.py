@@ -422,14 +422,17 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
              use_vllm: bool | Literal["auto"] = "auto", vllm_mode: str = "colocate",
              trl: dict[str, Any] | None = None, name: str | None = None,
              chat_template: str | None = None, constrained: bool | str = False,
-             quiet: bool = False, remote: str | None = None) -> Path:
+             quiet: bool = False, remote: str | None = None,
+             compact_head: bool = True) -> Path:
     """Train ``model`` with GRPO on MOSAIC episodes; save it to ``out_dir`` and return it.
 
     ``limit`` trains on a seeded subset of the episodes, drawn round-robin over the
     categories (see :func:`~mosaic_gym.train.trl_env.episode_rows`).
     Also writes ``out_dir/mosaic_train.json`` (settings, seeds, per-step logs). ``trl``
     overrides :class:`trl.GRPOConfig` fields; unknown keys raise
-    :class:`~mosaic_gym.train.recipes.RecipeError`.
+    :class:`~mosaic_gym.train.recipes.RecipeError`. ``compact_head`` (the default) has TRL's
+    fused LM head score the completion tokens only on the CPU as well
+    (:func:`~mosaic_gym.train.compat.trl.compact_fused_head`; the same log-probabilities).
     """
     import os
 
@@ -439,6 +442,7 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
     from trl import GRPOConfig, GRPOTrainer
 
     from mosaic_gym.agent.models.constrained import carry_copy_table, decoding_mode
+    from mosaic_gym.train.compat.trl import compact_fused_head
     from mosaic_gym.train.recipes import (
         Method,
         TrainRecipe,
@@ -488,7 +492,8 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
         model=str(model), args=config, processing_class=tokenizer, reward_funcs=rewards,
         train_dataset=Dataset.from_list(rows), rollout_func=rollout)
     try:
-        trainer.train()
+        with compact_fused_head(compact_head) as compact:
+            trainer.train()
         trainer.save_model(str(out))
         tokenizer.save_pretrained(str(out))
         carry_copy_table(model, out)
@@ -498,6 +503,7 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
     summary = {"method": f"grpo_{reward}", "model": str(model), "seed": seed, "k": k,
                "l0": l0, "episodes": len(rows), "episode_seeds": list(seeds), "split": split,
                "attack": attack, "use_vllm": vllm, "rollouts": rollout.episodes_played,
+               "loss_head": "compact" if compact and cpu_only() else "trl",
                "log_history": trainer.state.log_history}
     (out / "mosaic_train.json").write_text(json.dumps(summary, indent=2, default=str),
                                           encoding="utf-8")

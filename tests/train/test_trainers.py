@@ -133,6 +133,7 @@ def test_grpo_pairwise_two_steps(tiny: Path, tmp_path: Path) -> None:
     summary = json.loads((out / "mosaic_train.json").read_text())
     steps = [entry for entry in summary["log_history"] if "rewards/mosaic_pairwise/mean" in entry]
     assert len(steps) == 2 and summary["rollouts"] == 4
+    assert summary["loss_head"] == "compact"  # the CPU run scores completion tokens only
     for entry in steps:
         # group rewards of k rollouts always sum to k (k - 1) / 2: a mean of 0.5 for k = 2
         assert entry["rewards/mosaic_pairwise/mean"] == pytest.approx(0.5)
@@ -203,6 +204,59 @@ def test_dpo_two_steps_moves_the_weights(tiny: Path, pairs: list[dict[str, Any]]
     assert any(not torch.equal(before[name], after[name]) for name in before)
     with pytest.raises(ValueError, match="no preference pairs"):
         train_dpo(tiny, [], tmp_path / "none")
+
+
+def test_dpo_compact_head_trains_the_same_model(tiny: Path, pairs: list[dict[str, Any]],
+                                                tmp_path: Path) -> None:
+    """The compact fused head (completion tokens only) changes the cost, not the training:
+    the same losses step by step and the same weights as TRL's every-position head."""
+    from mosaic_gym.train.dpo import train_dpo
+
+    settings = {"learning_rate": 1e-2, "per_device_train_batch_size": 1}
+    trl_out = train_dpo(tiny, pairs, tmp_path / "trl", max_steps=2, quiet=True, trl=settings,
+                        compact_head=False)
+    compact_out = train_dpo(tiny, pairs, tmp_path / "compact", max_steps=2, quiet=True,
+                            trl=settings)
+
+    def losses(folder: Path) -> list[float]:
+        state = json.loads((folder / "trainer_state.json").read_text())
+        return [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+
+    assert len(losses(trl_out)) == 2
+    assert losses(compact_out) == pytest.approx(losses(trl_out), rel=1e-4)
+    before, a, b = _weights(tiny), _weights(trl_out), _weights(compact_out)
+    assert any(not torch.equal(before[name], a[name]) for name in before)
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5)
+
+
+def test_rl_head_benchmark_reports_its_tables(tiny: Path, tmp_path: Path) -> None:
+    """``benchmarks/bench_rl_head.py`` in a reduced form (benchmarks rot unseen otherwise)."""
+    import importlib.util
+
+    path = ROOT / "benchmarks" / "bench_rl_head.py"
+    spec = importlib.util.spec_from_file_location("bench_rl_head", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "bench.json"
+    argv = ["--model", str(tiny), "--k", "2", "--batches", "1", "--rounds", "1",
+            "--dpo-steps", "1", "--json", str(out)]
+    for scenario in SUBSET:
+        argv += ["--scenario", str(scenario)]
+    bench.main(argv)
+    figures = json.loads(out.read_text())
+    passes = {(row["head"], row["pass"]): row for row in figures["logprob_pass"]}
+    assert set(passes) == {(head, kind) for head in ("trl", "compact")
+                           for kind in ("policy fwd+bwd", "reference fwd")}
+    for row in passes.values():
+        assert 0 < row["labelled"] < row["positions"] and row["seconds"] > 0
+    assert set(figures["dpo"]) == {"trl", "compact"}
+    trl_row, compact_row = figures["dpo"]["trl"], figures["dpo"]["compact"]
+    assert trl_row["steps"] == compact_row["steps"] == 1 and trl_row["pairs"] > 0
+    assert compact_row["last_loss"] == pytest.approx(trl_row["last_loss"], rel=1e-4)
+    with pytest.raises(SystemExit):
+        bench.main(["--model", str(tiny), "--rounds", "0"])
 
 
 def test_cli_trains_from_recipes(tiny: Path, tmp_path: Path) -> None:

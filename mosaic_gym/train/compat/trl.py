@@ -10,6 +10,9 @@ reward functions, ``DPOTrainer`` subclassing). Three things have no public door 
   context length.
 * ``DPOTrainer._prepare_dataset`` and ``_set_signature_columns_if_needed``: overridden so that
   multi-turn completions keep a per-token loss mask (tool outputs unscored).
+* ``trl.trainer.utils._use_triton``: the switch of TRL's fused LM head between scoring the
+  labelled positions only and scoring every position. :func:`compact_fused_head` turns the
+  first on for the CPU, where TRL picks the second.
 
 :func:`check_version` fails with a clear message on a TRL outside the tested range, so an
 upgrade breaks here, at start-up, not in the middle of a training run;
@@ -18,7 +21,8 @@ upgrade breaks here, at start-up, not in the middle of a training run;
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +36,9 @@ PRIVATE_NAMES = {
     "trl.DPOTrainer": ("_prepare_dataset", "_set_signature_columns_if_needed"),
 }
 """The private attributes this module relies on, per class (checked by the tests)."""
+
+PRIVATE_FUNCTIONS = {"trl.trainer.utils": ("_use_triton",)}
+"""The private module-level functions this module relies on, per module (checked by the tests)."""
 
 
 def trl_version() -> tuple[int, int]:
@@ -180,3 +187,39 @@ def masked_dpo_trainer(tokenize_row: Callable[..., Any],
             self._signature_columns = [*columns, *loss_mask_columns]  # type: ignore[assignment]
 
     return MaskedDPOTrainer
+
+
+@contextmanager
+def compact_fused_head(enabled: bool = True) -> Iterator[bool]:
+    """Within the block, TRL's fused LM head scores the labelled positions only, on the CPU too.
+
+    ``add_fused_lm_head`` (the log-probabilities of GRPO, of DPO and of their reference
+    models) projects through the LM head in tiles. On a Triton device it projects only the
+    positions whose label is kept; elsewhere it projects every position, padding and prompt
+    included, and masks afterwards, because on accelerators that compile each shape (Neuron)
+    a varying number of positions would recompile on every batch. The CPU compiles nothing,
+    so there the compact path is the same computation on fewer rows: the kept positions get
+    the same log-probabilities, entropies and gradients (``tests/train/test_compat.py``), the
+    others the zeros both paths give them. Only that choice changes; the tile kernels stay
+    the torch ones. Yields whether the switch is in place (``False`` when ``enabled`` is
+    false); the previous switch is restored on exit, also after an error.
+    """
+    if not enabled:
+        yield False
+        return
+    check_version()
+    from trl.trainer import utils
+
+    original = getattr(utils, "_use_triton", None)
+    if not callable(original):
+        raise DependencyVersionError("this TRL has no trl.trainer.utils._use_triton; "
+                                     "see mosaic_gym/train/compat/trl.py")
+
+    def compact_here(device: Any) -> bool:
+        return bool(original(device)) or getattr(device, "type", None) == "cpu"
+
+    utils._use_triton = compact_here
+    try:
+        yield True
+    finally:
+        utils._use_triton = original
