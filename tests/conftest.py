@@ -25,3 +25,19 @@ def library():
     from mosaic_gym.scenario.library import load_library
 
     return load_library([LIBRARY])
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """``benchmark_script("bench_sft")``: a script of ``benchmarks/`` loaded as a module, so a
+    test can run its ``main`` in a reduced form (benchmarks rot unseen otherwise)."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -143,16 +143,11 @@ def test_random_refusals_are_blind_to_the_scenario_and_parse(records: list[Traje
         with_random_refusals(many, 1.5)
 
 
-def test_sft_benchmark_reports_its_tables(tiny: Path, tmp_path: Path) -> None:
+def test_sft_benchmark_reports_its_tables(tiny: Path, tmp_path: Path,
+                                          benchmark_script) -> None:
     """``benchmarks/bench_sft.py`` in a reduced form: its figures add up (benchmarks rot
     unseen otherwise)."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_sft.py"
-    spec = importlib.util.spec_from_file_location("bench_sft", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = benchmark_script("bench_sft")
     out = tmp_path / "bench.json"
     argv = ["--model", str(tiny), "--steps", "2", "--episodes", "3", "--lengths", "16,32",
             "--rounds", "1", "--json", str(out)]

@@ -230,15 +230,11 @@ def test_dpo_compact_head_trains_the_same_model(tiny: Path, pairs: list[dict[str
         torch.testing.assert_close(b[name], a[name], rtol=1e-4, atol=1e-5)
 
 
-def test_rl_head_benchmark_reports_its_tables(tiny: Path, tmp_path: Path) -> None:
-    """``benchmarks/bench_rl_head.py`` in a reduced form (benchmarks rot unseen otherwise)."""
-    import importlib.util
-
-    path = ROOT / "benchmarks" / "bench_rl_head.py"
-    spec = importlib.util.spec_from_file_location("bench_rl_head", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_rl_head_benchmark_reports_its_tables(tiny: Path, tmp_path: Path,
+                                              benchmark_script: Any) -> None:
+    """``benchmarks/bench_rl_head.py`` in a reduced form: its tables are complete and the
+    two heads give the same DPO loss."""
+    bench = benchmark_script("bench_rl_head")
     out = tmp_path / "bench.json"
     argv = ["--model", str(tiny), "--k", "2", "--batches", "1", "--rounds", "1",
             "--dpo-steps", "1", "--json", str(out)]
