@@ -18,6 +18,10 @@ the two heads alternating so that a change of load hits both:
   (``teacher_pair_rows``), ``--dpo-steps`` steps with each head: the wall seconds of the
   call, TRL's ``train_runtime`` per step (without loading and tokenizing) and the final loss
   (the two runs see the same pairs in the same order; TRL's head runs first).
+* **GRPO steps** (``--grpo-steps``, off by default): ``run_grpo`` pairwise with each head,
+  2 episodes of k = 4 rollouts per step, generation included (copy-constrained when the
+  model has a copy table). Sampling makes the two runs' rollouts differ after the first
+  update, so read this table over several steps.
 
 Nothing is asserted; compare rows of one run only (the machine's load is printed with them).
 """
@@ -144,6 +148,33 @@ def dpo_steps(model_dir: Path, steps: int, work: Path) -> dict[str, dict[str, An
     return result
 
 
+def grpo_steps(model_dir: Path, steps: int, max_new_tokens: int, work: Path,
+               scenarios: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """``run_grpo`` (pairwise, k 4, copy-constrained when the model has a copy table) with
+    each head: generation included, so this is what a GRPO stage gains."""
+    from mosaic_gym.train.grpo import run_grpo
+
+    result = {}
+    constrained = "copy" if (model_dir / "mosaic_copy.json").is_file() else False
+    for head, compact in HEADS:
+        out = work / f"grpo-{head}"
+        start = time.perf_counter()
+        run_grpo(model_dir, out, reward="pairwise", split="all" if scenarios else "train",
+                 limit=2 * steps, k=4, max_steps=steps, max_new_tokens=max_new_tokens,
+                 env_max_steps=8, scenario_paths=scenarios, temperature=0.7,
+                 constrained=constrained, quiet=True,
+                 trl={"learning_rate": 2e-4, "per_device_train_batch_size": 8},
+                 compact_head=compact)
+        seconds = time.perf_counter() - start
+        summary = json.loads((out / "mosaic_train.json").read_text())
+        runtime = next((e["train_runtime"] for e in summary["log_history"]
+                        if "train_runtime" in e), seconds)
+        result[head] = {"steps": steps, "seconds": seconds, "train_seconds": runtime,
+                        "per_step": runtime / steps, "rollouts": summary["rollouts"],
+                        "loss_head": summary["loss_head"]}
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="a model folder (default: build the tiny "
@@ -152,12 +183,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dpo-steps", type=int, default=8, help="0 skips the DPO table")
+    parser.add_argument("--grpo-steps", type=int, default=0,
+                        help="also time this many pairwise GRPO steps per head (0: skip)")
+    parser.add_argument("--grpo-max-new-tokens", type=int, default=128)
     parser.add_argument("--scenario", action="append", default=None,
                         help="a scenario file to draw the GRPO-shaped batches from (repeatable; "
                         "default: the train split of the library)")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args(argv)
-    if args.k < 1 or args.batches < 1 or args.rounds < 1 or args.dpo_steps < 0:
+    if args.k < 1 or args.batches < 1 or args.rounds < 1 or args.dpo_steps < 0 \
+            or args.grpo_steps < 0 or args.grpo_max_new_tokens < 1:
         parser.error("--k, --batches and --rounds must be at least 1, --dpo-steps at least 0")
     import datasets
     import transformers
@@ -196,10 +231,20 @@ def main(argv: list[str] | None = None) -> None:
                 loss = "-" if row["last_loss"] is None else f"{row['last_loss']:.4f}"
                 print(f"{head:<10} {row['seconds']:>8.1f} {row['train_seconds']:>8.1f} "
                       f"{row['per_step']:>7.2f} {loss:>10}")
+        grpo = (grpo_steps(model, args.grpo_steps, args.grpo_max_new_tokens, work,
+                           args.scenario) if args.grpo_steps else {})
+        if grpo:
+            print(f"\nGRPO (run_grpo pairwise, k 4, 2 episodes per step, {args.grpo_steps} "
+                  f"steps, {args.grpo_max_new_tokens}-token turns; generation included)")
+            print(f"{'loss head':<10} {'wall s':>8} {'train s':>8} {'s/step':>7} {'rollouts':>9}")
+            for head, row in grpo.items():
+                print(f"{head:<10} {row['seconds']:>8.1f} {row['train_seconds']:>8.1f} "
+                      f"{row['per_step']:>7.2f} {row['rollouts']:>9}")
         print(f"\nmachine after the run: {_load()}")
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps({"logprob_pass": passes, "dpo": dpo},
+            Path(args.json).write_text(json.dumps({"logprob_pass": passes, "dpo": dpo,
+                                                   "grpo": grpo},
                                                   indent=2) + "\n")
 
 

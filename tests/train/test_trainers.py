@@ -237,7 +237,8 @@ def test_rl_head_benchmark_reports_its_tables(tiny: Path, tmp_path: Path,
     bench = benchmark_script("bench_rl_head")
     out = tmp_path / "bench.json"
     argv = ["--model", str(tiny), "--k", "2", "--batches", "1", "--rounds", "1",
-            "--dpo-steps", "1", "--json", str(out)]
+            "--dpo-steps", "1", "--grpo-steps", "1", "--grpo-max-new-tokens", "16",
+            "--json", str(out)]
     for scenario in SUBSET:
         argv += ["--scenario", str(scenario)]
     bench.main(argv)
@@ -251,6 +252,10 @@ def test_rl_head_benchmark_reports_its_tables(tiny: Path, tmp_path: Path,
     trl_row, compact_row = figures["dpo"]["trl"], figures["dpo"]["compact"]
     assert trl_row["steps"] == compact_row["steps"] == 1 and trl_row["pairs"] > 0
     assert compact_row["last_loss"] == pytest.approx(trl_row["last_loss"], rel=1e-4)
+    assert {head: row["loss_head"] for head, row in figures["grpo"].items()} == {
+        "trl": "trl", "compact": "compact"}
+    assert all(row["steps"] == 1 and row["rollouts"] == 8 and row["per_step"] > 0
+               for row in figures["grpo"].values())
     with pytest.raises(SystemExit):
         bench.main(["--model", str(tiny), "--rounds", "0"])
 
