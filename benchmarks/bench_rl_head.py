@@ -39,13 +39,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _train_common import machine_load, model_or_tiny, quiet_hf  # noqa: E402
 
 HEADS = (("trl", False), ("compact", True))
 
-
-def _load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load {one:.2f} / {five:.2f} (1 / 5 min), {os.cpu_count()} CPUs"
 
 
 def grpo_batches(model_dir: Path, k: int, batches: int,
@@ -193,22 +192,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.k < 1 or args.batches < 1 or args.rounds < 1 or args.dpo_steps < 0 \
             or args.grpo_steps < 0 or args.grpo_max_new_tokens < 1:
-        parser.error("--k, --batches and --rounds must be at least 1, --dpo-steps at least 0")
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
+        parser.error("--k, --batches, --rounds and --grpo-max-new-tokens must be at least 1, "
+                     "--dpo-steps and --grpo-steps at least 0")
+    quiet_hf()
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        model = Path(args.model) if args.model else None
-        if model is None:
-            from mosaic_gym.train.tiny import build_tiny
-            model = build_tiny(work / "tiny", scenario_paths=args.scenario,
-                               split="all" if args.scenario else "train")
-        print(f"machine: {_load()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
+        model = model_or_tiny(args.model, work, args.scenario)
+        threads = os.environ.get('OMP_NUM_THREADS', '-')
+        print(f"machine: {machine_load()}; OMP_NUM_THREADS={threads}")
         batches = grpo_batches(model, args.k, args.batches, args.scenario)
         passes = logprob_pass(model, batches, args.rounds)
         first = passes[0]
@@ -240,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
             for head, row in grpo.items():
                 print(f"{head:<10} {row['seconds']:>8.1f} {row['train_seconds']:>8.1f} "
                       f"{row['per_step']:>7.2f} {row['rollouts']:>9}")
-        print(f"\nmachine after the run: {_load()}")
+        print(f"\nmachine after the run: {machine_load()}")
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps({"logprob_pass": passes, "dpo": dpo,

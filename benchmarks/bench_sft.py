@@ -34,11 +34,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def _load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load {one:.2f} / {five:.2f} (1 / 5 min), {os.cpu_count()} CPUs"
+from _train_common import machine_load, model_or_tiny, quiet_hf  # noqa: E402
 
 
 def token_budget(model_dir: Path, episodes: int,
@@ -134,21 +132,13 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--lengths must be integers separated by commas, got {args.lengths!r}")
     if any(length < 2 for length in lengths):
         parser.error("every --lengths value must be at least 2 tokens")
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
+    quiet_hf()
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        model = Path(args.model) if args.model else None
-        if model is None:
-            from mosaic_gym.train.tiny import build_tiny
-            model = build_tiny(work / "tiny", scenario_paths=args.scenario,
-                               split="all" if args.scenario else "train")
-        print(f"machine: {_load()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}")
+        model = model_or_tiny(args.model, work, args.scenario)
+        threads = os.environ.get('OMP_NUM_THREADS', '-')
+        print(f"machine: {machine_load()}; OMP_NUM_THREADS={threads}")
         budget = token_budget(model, args.episodes, args.scenario)
         print(f"\ntokens per SFT episode (comply, train seed 0, {budget['episodes']} episodes)")
         print(f"{'part':<20} {'tokens':>8} {'share':>7}")
@@ -172,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         for row in passes:
             print(f"{row['attention']:<10} {row['length']:>7} {row['seconds']:>8.2f} "
                   f"{row['tokens_per_s']:>9.0f}")
-        print(f"\nmachine after the run: {_load()}")
+        print(f"\nmachine after the run: {machine_load()}")
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json).write_text(json.dumps(
