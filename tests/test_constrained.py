@@ -285,6 +285,61 @@ def test_a_copied_value_can_always_be_closed() -> None:
     assert grammar.advance(walk, "X") is None  # "DE4X" is nowhere in the context
 
 
+@pytest.mark.parametrize(("text", "ok"), [
+    (call("transfer_money", amount=1738, to_account="DE44500105175407324931"), True),
+    # a prefix or a piece of a word is no span: the truncations a weak model writes
+    (call("transfer_money", amount=1738, to_account="DE44"), False),
+    (call("transfer_money", amount=1738, to_account="mbH"), False),
+    (call("transfer_money", amount=1738, to_account="GmbH"), True),
+    # text that starts or ends with a non-word character is free at that end
+    (call("transfer_money", amount=1, to_account='"Acme" GmbH\nIBAN'), True),
+    (call("transfer_money", amount=1, to_account="1738 EUR, "), True),
+    (call("transfer_money", amount=5, to_account="m2", tags=["Acme", "EUR, m2"]), True),
+    (call("transfer_money", amount=5, to_account="m2", tags=["Acm"]), False),
+    # numbers keep the substring rule (the teacher writes 2486.4 for "2486.40")
+    (call("transfer_money", amount=173, to_account="m2"), True),
+    (call("read_file", path="/any/path"), True),
+])
+def test_span_copies_are_whole_spans_of_the_context(text: str, ok: bool) -> None:
+    walk = copying(spans=True).advance(Walk(), text)
+    assert (walk is not None and walk.phase == "done") is ok, text
+
+
+def test_a_span_copy_is_closed_at_the_end_of_its_word() -> None:
+    grammar = copying(spans=True)
+    head = '{"name": "transfer_money", "arguments": {"amount": 1, "to_account": "DE4'
+    walk = grammar.advance(Walk(), head)
+    assert walk is not None
+    rest = grammar.finish(walk)
+    assert rest is not None and rest.startswith('4500105175407324931"')
+    end = grammar.advance(walk, rest)
+    assert end is not None and end.phase == "done"
+    assert json.loads(head + rest)["arguments"]["to_account"] == "DE44500105175407324931"
+    assert grammar.advance(walk, '"') is None  # "DE4" itself cannot close
+    # the two rules never share memoised states for the same context
+    assert grammar.context_key != copying().context_key
+
+
+def test_span_context_is_what_the_system_user_and_tools_said(tmp_path) -> None:
+    pytest.importorskip("transformers")
+    from transformers import AutoTokenizer
+
+    from mosaic_gym.agent.models.constrained import said_to_model
+    from mosaic_gym.train.tiny import build_tiny
+
+    folder = build_tiny(tmp_path / "tiny", hidden_size=32, num_layers=1, num_heads=2,
+                        num_kv_heads=1, intermediate_size=64, vocab_size=600)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    text = ("<|im_start|>system\nbe careful<|im_end|>\n<|im_start|>user\nmail ann@x.org"
+            "<|im_end|>\n<|im_start|>assistant\n<think>or bob@y.org</think><|im_end|>\n"
+            "<|im_start|>tool\nsent to cat@z.org<|im_end|>\n<|im_start|>assistant\n")
+    said = said_to_model(tokenizer, tokenizer(text, add_special_tokens=False)["input_ids"])
+    assert "ann@x.org" in said and "cat@z.org" in said and "be careful" in said
+    assert "bob@y.org" not in said and "<|im_start|>" not in said and "<think>" not in said
+    plain = "no chat markers here"
+    assert said_to_model(tokenizer, tokenizer(plain)["input_ids"]) == plain
+
+
 def test_copy_table_keeps_what_the_teacher_copies_and_frees_what_it_composes() -> None:
     from mosaic_gym.agent.models.constrained import copy_table
 
@@ -315,6 +370,9 @@ def test_decoding_mode_needs_the_table_and_names_the_fix(tmp_path) -> None:
         decoding_mode("copy", tmp_path)
     (tmp_path / COPY_TABLE).write_text('{"read_file": ["path"]}')
     assert decoding_mode("copy", tmp_path) == (True, {"read_file": ["path"]})
+    assert not decoding_mode("copy", tmp_path)[1].spans
+    grammar_on, table = decoding_mode("span", tmp_path)
+    assert grammar_on and table == {"read_file": ["path"]} and table.spans
     (tmp_path / COPY_TABLE).write_text('["path"]')
     with pytest.raises(ValueError, match="expected"):
         decoding_mode("copy", tmp_path)
@@ -322,15 +380,22 @@ def test_decoding_mode_needs_the_table_and_names_the_fix(tmp_path) -> None:
         decoding_mode("sometimes")
 
 
-def test_processor_copies_values_from_the_prompt(tmp_path) -> None:
+@pytest.mark.parametrize("spans", [False, True])
+def test_processor_copies_values_from_the_prompt(tmp_path, spans: bool) -> None:
     """Sampling from an untrained model under ``copy``: every value of a copied parameter
-    that the model writes is a piece of its prompt (and free ones are not held to it)."""
+    that the model writes is a piece of its prompt (and free ones are not held to it);
+    under ``span`` a whole span of it."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
-    from mosaic_gym.agent.models.constrained import ToolCallLogitsProcessor, escaped
+    from mosaic_gym.agent.models.constrained import (
+        CopyTable,
+        ToolCallLogitsProcessor,
+        escaped,
+        span_pattern,
+    )
     from mosaic_gym.train.tiny import build_tiny
 
     folder = build_tiny(tmp_path / "tiny", hidden_size=32, num_layers=1, num_heads=2,
@@ -344,7 +409,9 @@ def test_processor_copies_values_from_the_prompt(tmp_path) -> None:
     torch.manual_seed(0)
     processor = ToolCallLogitsProcessor(tokenizer, [TOOLS[1:]] * rows, len(prompt) - 1,
                                         budget=budget,
-                                        copy={"transfer_money": ["to_account", "amount"]})
+                                        copy=CopyTable({"transfer_money": ["to_account",
+                                                                           "amount"]},
+                                                       spans=spans))
     out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True,
                          max_new_tokens=budget - 1,
                          logits_processor=LogitsProcessorList([processor]),
@@ -358,6 +425,9 @@ def test_processor_copies_values_from_the_prompt(tmp_path) -> None:
         arguments = json.loads(body.split("</tool_call>")[0])["arguments"]
         calls += 1
         assert escaped(arguments["to_account"]) in context, arguments
+        if spans and arguments["to_account"]:
+            assert re.search(span_pattern(escaped(arguments["to_account"]), whole=True),
+                             context), arguments
         assert json.dumps(arguments["amount"]) in context, arguments
     assert calls == rows
 

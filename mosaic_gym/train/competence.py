@@ -157,7 +157,8 @@ def measure(out: str | Path, *, hidden_size: int = 256, num_layers: int = 4,
         "build_seconds": round(built - started, 1), "sft_seconds": round(trained - built, 1),
         "decoding": ("greedy" if temperature == 0 else f"temperature {temperature}")
                     + {False: "", True: ", constrained tool calls",
-                       "copy": ", constrained tool calls, copied values"}[constrained],
+                       "copy": ", constrained tool calls, copied values",
+                       "span": ", constrained tool calls, copied whole spans"}[constrained],
         "evaluations": {}}
     for split in splits:
         begin = time.perf_counter()
@@ -165,7 +166,7 @@ def measure(out: str | Path, *, hidden_size: int = 256, num_layers: int = 4,
             plan = evaluation_plan("train", seeds=heldout_seeds, limit=eval_limit, seed=seed)
         else:
             plan = evaluation_plan(split, limit=eval_limit, seed=seed)
-        suffix = {False: "", True: "_constrained", "copy": "_copy"}[constrained]
+        suffix = {False: "", True: "_constrained", "copy": "_copy", "span": "_span"}[constrained]
         log = out / f"eval_{split}{suffix}.jsonl"
         metrics = evaluate_model(sft, plan, max_new_tokens=max_new_tokens,
                                  max_steps=env_max_steps, batch=48, seed=seed,
@@ -205,6 +206,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--copy", action="store_true",
                         help="with the grammar, copy the values of the parameters in the SFT "
                              "model's copy table from the prompt (implies --constrained)")
+    parser.add_argument("--span", action="store_true",
+                        help="as --copy, but a copied string is a whole span, word-aligned at "
+                             "both ends, of the system, user and tool turns")
     parser.add_argument("--temperature", type=float, default=0.0)
     args = parser.parse_args(argv)
     row = measure(args.out, hidden_size=args.hidden, num_layers=args.layers,
@@ -214,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
                   sft_seeds=tuple(int(s) for s in args.sft_seeds.split(",")),
                   splits=tuple(args.splits.split(",")), eval_limit=args.limit or None,
                   max_new_tokens=args.max_new_tokens, base=args.base,
-                  constrained="copy" if args.copy else args.constrained,
+                  constrained="span" if args.span else "copy" if args.copy
+                  else args.constrained,
                   temperature=args.temperature)
     curve = Path(args.curve)
     curve.parent.mkdir(parents=True, exist_ok=True)

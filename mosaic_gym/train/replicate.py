@@ -117,7 +117,8 @@ class Plan:
     """Decode tool calls under the episode's tool grammar
     (:mod:`mosaic_gym.agent.models.constrained`), identically in GRPO and DPO rollouts and
     in every evaluation; ``"copy"`` also keeps the copied parameters (the SFT model's
-    ``mosaic_copy.json``) verbatim substrings of the prompt."""
+    ``mosaic_copy.json``) verbatim substrings of the prompt, and ``"span"`` whole spans
+    (word-aligned at both ends) of what the system, user and tools said."""
     zero_shot: tuple[str, ...] = ("agentdojo", "bfcl")
     """External suites every model is also evaluated on, never trained on (a table per
     suite after the library splits); a suite whose extra is not installed is listed under
@@ -165,9 +166,9 @@ def plan_with(assignments: Sequence[str], *, quick: bool = False) -> Plan:
                 raise ValueError(f"--set {name}: expected a JSON list, got {raw!r}")
             value = tuple(value)
         elif name == "constrained":
-            if value not in (True, False, "grammar", "copy"):
-                raise ValueError(f"--set constrained: expected true, false, \"grammar\" or "
-                                 f"\"copy\", got {raw!r}")
+            if value not in (True, False, "grammar", "copy", "span"):
+                raise ValueError(f"--set constrained: expected true, false, \"grammar\", "
+                                 f"\"copy\" or \"span\", got {raw!r}")
         elif isinstance(current, bool) and not isinstance(value, bool):
             raise ValueError(f"--set {name}: expected true or false, got {raw!r}")
         elif isinstance(current, dict):

@@ -35,6 +35,18 @@ _NUM = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _NUM_PREFIX = re.compile(r"-?|-?(0|[1-9][0-9]*)(\.[0-9]*)?"
                          r"|-?(0|[1-9][0-9]*)(\.[0-9]+)?[eE][+-]?[0-9]*")
 ARGS_OPEN = ', "arguments": {'
+_WORD = re.compile(r"\w")
+_WORD_TAIL = re.compile(r"\w+")
+
+
+def span_pattern(text: str, *, whole: bool = False) -> str:
+    """A regular expression finding ``text`` where a span of the context may start (not
+    inside a word: ``"chec"`` of ``checking@...`` is a span start, ``"hecking"`` is not)
+    and, with ``whole``, also end (``"chec"`` is not a whole span there, ``"checking"`` is).
+    Text that starts or ends with a non-word character is free at that end."""
+    head = "(?<!\\w)" if _WORD.match(text[0]) else ""
+    tail = "(?!\\w)" if whole and _WORD.match(text[-1]) else ""
+    return head + re.escape(text) + tail
 SEPARATOR = ", "
 COLON = ": "
 
@@ -96,7 +108,8 @@ class Grammar:
     by one character (``None``: the character leaves the grammar)."""
 
     def __init__(self, tools: Sequence[Mapping[str, Any]], *,
-                 copy: Mapping[str, Sequence[str]] | None = None, context: str = "") -> None:
+                 copy: Mapping[str, Sequence[str]] | None = None, context: str = "",
+                 spans: bool = False) -> None:
         self.tools = schemas(tools)
         self.names = sorted(self.tools)
         #: identifies the grammar (for caching the allowed tokens of a state)
@@ -107,7 +120,31 @@ class Grammar:
         self.copy = frozenset((tool, arg) for tool, args in (copy or {}).items()
                               for arg in args if tool in self.tools)
         self.context = context
-        self.context_key = hash(context) if self.copy else None
+        self.context_key = hash((context, spans)) if self.copy else None
+        #: ``constrained: span``: a copied string is a whole span of ``context`` (it starts
+        #: and ends where a word does, see :func:`span_pattern`), not any substring of it
+        self.spans = spans
+
+    def _occurs(self, text: str, *, whole: bool = False) -> bool:
+        """Whether a copied string's text so far (``whole``: the finished value) may be
+        copied from the context."""
+        if not self.spans:
+            return text in self.context
+        return not text or re.search(span_pattern(text, whole=whole), self.context) is not None
+
+    def _span_rest(self, text: str) -> str:
+        """The shortest characters that make ``text`` a whole span of the context (``""``
+        when it already is one): the rest of the word it stops inside."""
+        if not self.spans or not text or self._occurs(text, whole=True):
+            return ""
+        best = None
+        for match in re.finditer(span_pattern(text), self.context):
+            end = match.end()
+            rest = _WORD_TAIL.match(self.context, end)
+            tail = rest.group(0) if rest else ""
+            if best is None or len(tail) < len(best):
+                best = tail
+        return best or ""
 
     def copy_sensitive(self, walk: Walk) -> bool:
         """Whether the tokens allowed at ``walk`` depend on the context (not memoisable by
@@ -176,15 +213,19 @@ class Grammar:
         if nxt is None or not self._copied(walk):
             return nxt
         if nxt.phase != "value":  # the value ended on this character
+            if walk.value == "str" and c == '"' and not self._occurs(walk.text, whole=True):
+                return None
             return replace(nxt, text="")
         v = walk.value
         if nxt.value in ("num", "int"):  # a number's digits so far must occur in the context
             return nxt if nxt.buf in self.context else None
-        if v in ("start", "arr", "arr-next") or v == "astr" and c == '"':
-            return replace(nxt, text="")  # a string or an item opens, or an item closes
+        if v == "astr" and c == '"':  # an item closes
+            return replace(nxt, text="") if self._occurs(walk.text, whole=True) else None
+        if v in ("start", "arr", "arr-next"):
+            return replace(nxt, text="")  # a string or an item opens
         if v.startswith(("str", "astr")):  # inside a string, escapes included
             text = walk.text + c
-            return replace(nxt, text=text) if text in self.context else None
+            return replace(nxt, text=text) if self._occurs(text) else None
         return nxt
 
     def _value_step(self, walk: Walk, c: str) -> Walk | None:  # noqa: C901
@@ -274,7 +315,9 @@ class Grammar:
         if v == "start":
             return {"number": "0", "integer": "0", "boolean": "t", "array": "["}.get(
                 self._kind(walk), '"')
-        if v in ("str", "astr", "arr-next"):
+        if v in ("str", "astr"):
+            return (self._span_rest(walk.text) if self._copied(walk) else "") + '"'
+        if v == "arr-next":
             return '"'
         if v.endswith("-esc"):
             return '"'  # an escaped quote: back inside the string
@@ -349,6 +392,10 @@ class ToolCallLogitsProcessor:
         #: the copy table (see :func:`copy_table`); the context of a row is its prompt,
         #: decoded at the first step
         self.copy = dict(copy or {})
+        #: ``constrained: span`` (a :class:`CopyTable` with ``spans``): copied strings are
+        #: whole spans of what the system, the user and the tools said, never of the
+        #: model's own earlier turns
+        self.spans = bool(getattr(copy, "spans", False))
         self._contexts_set = not self.copy
         #: rows whose call was closed early for the token budget (a diagnostic count)
         self.forced_closes = 0
@@ -442,7 +489,8 @@ class ToolCallLogitsProcessor:
         for token in self.allowed(row, walk):
             if token in keep:
                 continue
-            if in_string and token not in self.quoted_set:
+            if in_string and token not in self.quoted_set \
+                    and not (grammar.spans and grammar._copied(walk)):
                 after = len(rest)  # a plain token leaves the string state, and so the rest
             else:
                 nxt = grammar.advance(walk, self.texts[token])
@@ -457,10 +505,11 @@ class ToolCallLogitsProcessor:
     def _set_contexts(self, input_ids: Any) -> None:
         """Give every row's grammar its prompt as the text values may be copied from."""
         for row in range(input_ids.shape[0]):
-            prompt = self.tokenizer.decode(input_ids[row, :self.prompt_width].tolist(),
-                                           skip_special_tokens=True)
+            ids = input_ids[row, :self.prompt_width].tolist()
+            prompt = (said_to_model(self.tokenizer, ids) if self.spans
+                      else self.tokenizer.decode(ids, skip_special_tokens=True))
             self.grammars[row] = Grammar(self.tool_lists[row], copy=self.copy,
-                                         context=escaped(prompt))
+                                         context=escaped(prompt), spans=self.spans)
         self._contexts_set = True
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
@@ -555,6 +604,20 @@ def token_table(tokenizer: Any) -> dict[str, Any]:
     return table
 
 
+def said_to_model(tokenizer: Any, ids: Sequence[int]) -> str:
+    """The text of a ChatML prompt without its assistant turns: what the system, the user
+    and the tools said, which is where ``constrained: span`` copies values from (a model
+    that copies from its own earlier plans repeats what it made up). A prompt without
+    ``<|im_start|>`` markers is kept whole."""
+    text = tokenizer.decode(list(ids), skip_special_tokens=False)
+    if "<|im_start|>" in text:
+        text = "".join(part for part in text.split("<|im_start|>")
+                       if not part.startswith("assistant"))
+    for token in sorted(set(tokenizer.all_special_tokens), key=len, reverse=True):
+        text = text.replace(token, "")
+    return text
+
+
 def escaped(text: str) -> str:
     """``text`` as it reads inside a JSON string of a tool call (the teachers' rendering,
     ``ensure_ascii=False``): what a copied value is compared with."""
@@ -603,6 +666,16 @@ def copy_table(records: Sequence[Any], *, min_share: float = 0.85,
     return table
 
 
+class CopyTable(dict):
+    """A copy table (``{tool: [parameter, ...]}``) with its rule: ``spans`` for
+    ``constrained: span`` (whole spans of the non-assistant context), else any substring
+    of the prompt (``constrained: copy``)."""
+
+    def __init__(self, table: Mapping[str, list[str]], *, spans: bool = False) -> None:
+        super().__init__(table)
+        self.spans = spans
+
+
 def load_copy_table(model_dir: str | Path) -> dict[str, list[str]]:
     """The copy table saved with a model (``constrained: copy`` needs one)."""
     path = Path(model_dir) / COPY_TABLE
@@ -621,19 +694,23 @@ def load_copy_table(model_dir: str | Path) -> dict[str, list[str]]:
 
 def decoding_mode(constrained: Any, model: Any = None) -> tuple[bool, dict[str, list[str]] | None]:
     """``(grammar on, copy table or None)`` for a ``constrained`` option: ``False`` (free
-    decoding), ``True`` / ``"grammar"`` (the tool-call grammar) or ``"copy"`` (the grammar,
-    and the values of the parameters in the model's copy table copied from the context;
+    decoding), ``True`` / ``"grammar"`` (the tool-call grammar), ``"copy"`` (the grammar,
+    and the values of the parameters in the model's copy table copied from the context) or
+    ``"span"`` (as ``"copy"``, but a copied string is a whole span, word-aligned at both
+    ends, of what the system, user and tools said: a :class:`CopyTable` with ``spans``);
     ``model`` is the model folder, or a loaded model whose ``name_or_path`` is one)."""
     if constrained in (False, None, "false", "off", "none"):
         return False, None
     if constrained in (True, "true", "on", "grammar"):
         return True, None
-    if constrained == "copy":
+    if constrained in ("copy", "span"):
         folder = model if isinstance(model, (str, Path)) else getattr(model, "name_or_path", None)
         if not folder:
-            raise ValueError("constrained='copy' needs the model's folder (its copy table)")
-        return True, load_copy_table(folder)
-    raise ValueError(f"constrained must be false, true, 'grammar' or 'copy', not {constrained!r}")
+            raise ValueError(f"constrained={constrained!r} needs the model's folder (its copy "
+                             "table)")
+        return True, CopyTable(load_copy_table(folder), spans=constrained == "span")
+    raise ValueError("constrained must be false, true, 'grammar', 'copy' or 'span', not "
+                     f"{constrained!r}")
 
 
 def carry_copy_table(source: str | Path, target: str | Path) -> None:

@@ -75,7 +75,9 @@ class TransformersPolicy(TurnSeeds):
             names, their argument names, valid JSON; see
             :mod:`mosaic_gym.agent.models.constrained`) with ``True``; ``"copy"`` also
             keeps the values of the parameters the teacher copies (the model folder's
-            ``mosaic_copy.json``) verbatim substrings of the prompt. Off by default.
+            ``mosaic_copy.json``) verbatim substrings of the prompt; ``"span"`` keeps them
+            whole spans, word-aligned at both ends, of the prompt's system, user and tool
+            turns (never of the model's own turns). Off by default.
 
     Seeding: with a ``seed``, :meth:`act` samples under a seed derived from (seed, the
     scenario id and seed given to :meth:`reset`, the step, the prompt text), so an episode
