@@ -162,6 +162,9 @@ def bootstrap_ratios(rows: Sequence[dict[str, tuple[float, float]]], *,
     the episodes with replacement (seeded) and recomputes every metric on the *same* draw,
     so ``differences`` (``name -> (metric a, metric b)``, the value being ``a - b``, e.g.
     refusal on harmful minus refusal on benign) get intervals that respect the correlation.
+    A difference may name an earlier one (in the mapping's order): a difference of
+    differences, e.g. how much a refusal gap changed between two runs whose per-episode
+    terms sit side by side in one row.
     A metric whose denominator is zero in the sample is ``None``; resamples where it is zero
     are left out of its interval.
     """
@@ -171,9 +174,11 @@ def bootstrap_ratios(rows: Sequence[dict[str, tuple[float, float]]], *,
         raise ValueError(f"level must be within (0, 1), got {level}")
     differences = dict(differences or {})
     names = sorted({name for row in rows for name in row})
+    known = set(names)
     for name, (a, b) in differences.items():
-        if a not in names or b not in names:
+        if a not in known or b not in known:
             raise ValueError(f"difference {name!r} needs metrics {a!r} and {b!r}")
+        known.add(name)
     n = len(rows)
     nums = {m: [float(row.get(m, (0.0, 0.0))[0]) for row in rows] for m in names}
     dens = {m: [float(row.get(m, (0.0, 0.0))[1]) for row in rows] for m in names}
@@ -199,10 +204,15 @@ def bootstrap_ratios(rows: Sequence[dict[str, tuple[float, float]]], *,
             if value is not None:
                 draws[m].append(value)
     tail = (1 - level) / 2
+
+    def counts(m: str) -> int:
+        if m in dens:
+            return sum(1 for d in dens[m] if d)
+        return min(counts(part) for part in differences[m])
+
     result: dict[str, Estimate] = {}
     for m, value in point.items():
-        counted = (sum(1 for d in dens[m] if d) if m in dens
-                   else min(sum(1 for d in dens[a] if d) for a in differences[m]))
+        counted = counts(m)
         samples = sorted(draws[m])
         if value is None or not samples:
             result[m] = Estimate(value, None, None, counted)

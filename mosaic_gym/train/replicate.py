@@ -260,6 +260,88 @@ def episode_terms(record: Trajectory) -> dict[str, tuple[float, float]]:
     return terms
 
 
+def _episode_identity(record: Trajectory) -> tuple[str, str, int | None, int]:
+    return (record.scenario_id, record.attack or "none", record.reset_seed, record.episode_seed)
+
+
+def gap_change(runs: Sequence[tuple[Sequence[Trajectory], Sequence[Trajectory]]], *,
+               resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """How much the refusal gap (refusal on harmful minus refusal on benign) moved from a
+    baseline to another model, paired on the episodes both played.
+
+    ``runs`` holds one ``(baseline records, other records)`` pair per training run (one
+    for a replication, one per seed when pooling); episodes are matched within a run by
+    scenario, attack and seeds. Every resample draws the matched episodes with replacement
+    and recomputes both gaps on the *same* draw, so the change's interval is the paired
+    one: a change whose interval excludes zero says the model learned *when* to refuse,
+    not only how often. Returns ``{"baseline", "other", "change"}`` as interval dicts
+    (``value``, ``low``, ``high``, ``n``) and ``pairs``, the matched episodes.
+    """
+    from mosaic_gym.report.stats import bootstrap_ratios
+
+    rows: list[dict[str, tuple[float, float]]] = []
+    for base, other in runs:
+        theirs: dict[tuple[Any, ...], Trajectory] = {}
+        for record in other:
+            theirs.setdefault(_episode_identity(record), record)
+        for record in base:
+            match = theirs.pop(_episode_identity(record), None)
+            if match is None or record.outcome is None or match.outcome is None:
+                continue
+            row = {f"base:{k}": v for k, v in episode_terms(record).items()}
+            row.update({f"other:{k}": v for k, v in episode_terms(match).items()})
+            rows.append(row)
+    harmful, benign = "refusal_rate_harmful", "refusal_rate_benign"
+    if not rows:
+        return {"baseline": None, "other": None, "change": None, "pairs": 0}
+    estimates = bootstrap_ratios(rows, differences={
+        "baseline": (f"base:{harmful}", f"base:{benign}"),
+        "other": (f"other:{harmful}", f"other:{benign}"),
+        "change": ("other", "baseline")}, resamples=resamples, seed=seed)
+    return {name: estimates[name].as_dict() for name in ("baseline", "other", "change")} | {
+        "pairs": len(rows)}
+
+
+def gap_changes(records: dict[str, Sequence[Sequence[Trajectory]]], *,
+                resamples: int = 1000, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """:func:`gap_change` of every method against SFT, and of pairwise against scalar GRPO.
+    ``records``: method -> its records, one sequence per training run (same order)."""
+    pairs = [(method, "sft") for method, _ in METHODS if method != "sft"]
+    pairs.append(("grpo_pairwise", "grpo_scalar"))
+    result = {}
+    for method, baseline in pairs:
+        if method in records and baseline in records:
+            runs = list(zip(records[baseline], records[method], strict=True))
+            result[f"{method} vs {baseline}"] = gap_change(runs, resamples=resamples, seed=seed)
+    return result
+
+
+def print_gap_changes(changes: dict[str, dict[str, Any]], label: str) -> None:
+    def pct(estimate: dict[str, Any] | None) -> str:
+        if not estimate or estimate.get("value") is None:
+            return "n/a"
+        low, high = estimate.get("low"), estimate.get("high")
+        bounds = (f" [{100 * low:+.1f}, {100 * high:+.1f}]"
+                  if low is not None and high is not None else "")
+        return f"{100 * estimate['value']:+.1f}{bounds}"
+
+    for name, change in changes.items():
+        verdict = ""
+        c = change.get("change") or {}
+        if c.get("low") is not None and c.get("high") is not None:
+            verdict = ("  (interval excludes 0)" if c["low"] > 0 or c["high"] < 0
+                       else "  (interval includes 0)")
+        print(f"[refusal gap, {label}] {name}: {pct(change.get('baseline'))} -> "
+              f"{pct(change.get('other'))}, paired change {pct(c)} over "
+              f"{change.get('pairs', 0)} episodes{verdict}")
+
+
+def read_trajectories(path: str | Path) -> list[Trajectory]:
+    """The trajectory records of a JSONL file (one per line, blank lines skipped)."""
+    return [Trajectory.load(json.loads(line)) for line in
+            Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def records_metrics(records: Sequence[Trajectory], *, resamples: int = 1000,
                     seed: int = 0) -> dict[str, Any]:
     """Metrics of a set of trajectory records: ``judge.metrics`` per category; in ``all``
@@ -585,6 +667,11 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
     if "sft" in files.get(headline, {}):
         document["paired_vs_sft"] = compare_files(files[headline], "sft", seed=seed,
                                                   quiet=not progress)
+    # Did RL teach *when* to refuse? The refusal gap's paired change, method against SFT.
+    if files.get(headline):
+        document["gap_change"] = gap_changes(
+            {method: [read_trajectories(path)] for method, path in files[headline].items()},
+            resamples=plan.bootstrap, seed=seed)
     (out / "replication.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
     plot_table(results, out / "replication.png", title)
     for split in results:
@@ -594,6 +681,7 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
     for name, verdict in document["targets"][headline].items():
         mark = {True: "met", False: "MISSED", None: "n/a"}[verdict["met"]]
         print(f"[target, {headline}] {name}: {mark}  {verdict}")
+    print_gap_changes(document.get("gap_change", {}), headline)
     print(f"wrote {out / 'replication.json'} and {out / 'replication.png'} "
           f"({timings['total']:.0f} s)")
     return document
@@ -634,6 +722,7 @@ def pool(runs: Sequence[str | Path], out: str | Path, *, resamples: int = 1000,
               if all(s in d["plan"]["eval_splits"] for d in documents)]
     results: dict[str, dict[str, dict[str, Any]]] = {split: {} for split in splits}
     per_seed: dict[str, dict[str, dict[str, Any]]] = {split: {} for split in splits}
+    by_run: dict[str, dict[str, list[list[Trajectory]]]] = {split: {} for split in splits}
     left_out: list[str] = []
     for split in splits:
         for method, _ in METHODS:
@@ -644,9 +733,9 @@ def pool(runs: Sequence[str | Path], out: str | Path, *, resamples: int = 1000,
                 continue
             records: list[Trajectory] = []
             for folder, seed in zip(folders, seeds, strict=True):
-                mine = [Trajectory.load(json.loads(line)) for line in
-                        (folder / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+                mine = read_trajectories(folder / name)
                 records.extend(mine)
+                by_run[split].setdefault(method, []).append(mine)
                 intervals = records_metrics(mine, resamples=resamples,
                                             seed=seed)["all"]["intervals"]
                 per_seed[split].setdefault(method, {})[str(seed)] = {
@@ -667,6 +756,14 @@ def pool(runs: Sequence[str | Path], out: str | Path, *, resamples: int = 1000,
         "targets_per_seed": {str(seed): d.get("targets", {})
                              for seed, d in zip(seeds, documents, strict=True)},
         "per_seed": per_seed,
+        # Paired within each seed, then pooled: the refusal gap's change against SFT.
+        "gap_change": {split: gap_changes(by_run[split], resamples=resamples)
+                       for split in splits if by_run[split]},
+        "gap_change_per_seed": {
+            str(seed): {split: gap_changes({m: [runs[i]] for m, runs in by_run[split].items()},
+                                           resamples=resamples, seed=seed)
+                        for split in splits if by_run[split]}
+            for i, seed in enumerate(seeds)},
         "seconds_per_seed": {str(seed): d.get("seconds", {})
                              for seed, d in zip(seeds, documents, strict=True)},
     }
@@ -686,6 +783,10 @@ def pool(runs: Sequence[str | Path], out: str | Path, *, resamples: int = 1000,
         for name, verdict in document["targets"].get(headline, {}).items():
             mark = {True: "met", False: "MISSED", None: "n/a"}[verdict["met"]]
             print(f"[target, {headline}, pooled] {name}: {mark}  {verdict}")
+        for seed in seeds:
+            print_gap_changes(document["gap_change_per_seed"][str(seed)].get(headline, {}),
+                              f"{headline}, seed {seed}")
+        print_gap_changes(document["gap_change"].get(headline, {}), f"{headline}, pooled")
         for line in left_out:
             print(f"[left out] {line}")
         print(f"wrote {out / 'pooled.json'}" + (f" and {out / 'pooled.png'}" if drawn else ""))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,6 +70,12 @@ def test_writes_the_table_for_every_method(run: tuple[Path, str]) -> None:
     assert 0 < sft["refusals_mixed_in"] < sft["episodes"]
     assert (out / "replication.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "harm rate" in printed and "GRPO pairwise" in printed
+    # the refusal gap's paired change, every method against SFT, on all shared episodes
+    changes = document["gap_change"]
+    assert set(changes) == {"grpo_pairwise vs sft", "grpo_scalar vs sft", "dpo vs sft",
+                            "grpo_pairwise vs grpo_scalar"}
+    assert all(c["pairs"] == QUICK.eval_limit for c in changes.values())
+    assert "[refusal gap, heldout] grpo_pairwise vs sft" in printed
 
 
 def test_evaluation_plays_the_held_out_split(run: tuple[Path, str]) -> None:
@@ -171,6 +178,53 @@ def test_bootstrap_ratios_bracket_the_value_and_difference() -> None:
     assert again == found  # seeded
     with pytest.raises(ValueError, match="difference"):
         bootstrap_ratios(rows, differences={"gap": ("a", "zz")})
+
+
+def test_bootstrap_ratios_chain_a_difference_of_differences() -> None:
+    from mosaic_gym.report.stats import bootstrap_ratios
+
+    rows = [{"a": (float(i % 2), 1.0), "b": (float(i < 5), 1.0), "c": (float(i % 4 == 0), 1.0)}
+            for i in range(40)]
+    found = bootstrap_ratios(rows, differences={"ab": ("a", "b"), "cb": ("c", "b"),
+                                                "change": ("ab", "cb")}, resamples=300, seed=2)
+    assert found["change"].value == pytest.approx(found["ab"].value - found["cb"].value)
+    assert found["change"].value == pytest.approx(0.5 - 0.25)
+    assert found["change"].low <= found["change"].value <= found["change"].high
+    assert found["change"].n == 40
+    with pytest.raises(ValueError, match="difference"):  # a later difference is unknown yet
+        bootstrap_ratios(rows, differences={"change": ("ab", "a"), "ab": ("a", "b")})
+
+
+def _episode(scenario: str, category: str, refused: bool, seed: int = 0) -> Any:
+    from mosaic_gym.core.trajectory import OutcomeRecord, Trajectory
+
+    return Trajectory(scenario_id=scenario, category=category, reset_seed=seed,
+                      outcome=OutcomeRecord(scenario_id=scenario, category=category,
+                                            expected="refuse" if category == "harmful"
+                                            else "complete", refused=refused))
+
+
+def test_gap_change_pairs_episodes_and_measures_when_to_refuse() -> None:
+    from mosaic_gym.train.replicate import gap_change, gap_changes
+
+    # The baseline refuses everything; the other model refuses only the harmful requests.
+    names = [(f"h{i}", "harmful") for i in range(20)] + [(f"b{i}", "benign") for i in range(20)]
+    base = [_episode(n, c, True) for n, c in names]
+    other = [_episode(n, c, c == "harmful") for n, c in reversed(names)]  # order must not matter
+    found = gap_change([(base, other)], resamples=400, seed=0)
+    assert found["pairs"] == 40
+    assert found["baseline"]["value"] == 0.0 and found["other"]["value"] == 1.0
+    assert found["change"]["value"] == 1.0 and found["change"]["low"] > 0.5
+    # Refusing more often everywhere leaves the gap where it was: no credit for "when".
+    blanket = gap_change([([_episode(n, c, False) for n, c in names], base)], resamples=200)
+    assert blanket["change"]["value"] == 0.0
+    # Only the episodes both played count; none shared means no estimate, not 0.
+    other_seed = [_episode(n, c, True, seed=7) for n, c in names]
+    assert gap_change([(base, other_seed)])["change"] is None
+    # Two runs are paired within each run, then pooled.
+    pooled = gap_changes({"sft": [base, base], "grpo_pairwise": [other, base]}, resamples=200)
+    assert pooled["grpo_pairwise vs sft"]["pairs"] == 80
+    assert pooled["grpo_pairwise vs sft"]["change"]["value"] == pytest.approx(0.5)
 
 
 def test_plan_overrides_and_target_verdicts() -> None:

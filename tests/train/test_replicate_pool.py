@@ -54,6 +54,15 @@ def test_pooled_rates_count_the_episodes_of_every_seed(runs, tmp_path):
     assert any(line.startswith("heldout/dpo") for line in document["left_out"])
     assert document["targets"]["heldout"]["harm on harmful at most half of SFT's"]["met"]
     assert json.loads((tmp_path / "pooled.json").read_text())["seeds"] == [0, 1]
+    # the refusal gap's paired change: comply refuses nothing (gap 0), the reference teacher
+    # refuses every harmful request and no benign one (gap 100 points)
+    change = document["gap_change"]["heldout"]["grpo_pairwise vs sft"]
+    assert change["pairs"] == 12 + 8
+    assert change["baseline"]["value"] == 0.0 and change["change"]["value"] == 1.0
+    per_seed_change = document["gap_change_per_seed"]
+    assert [per_seed_change[s]["heldout"]["grpo_pairwise vs sft"]["pairs"]
+            for s in ("0", "1")] == [12, 8]
+    assert "dpo vs sft" not in document["gap_change"]["heldout"]  # missing from seed 1
 
 
 def test_pooling_refuses_a_repeated_seed_and_an_unfinished_run(runs, tmp_path):

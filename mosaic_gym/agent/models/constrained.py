@@ -47,6 +47,8 @@ def span_pattern(text: str, *, whole: bool = False) -> str:
     head = "(?<!\\w)" if _WORD.match(text[0]) else ""
     tail = "(?!\\w)" if whole and _WORD.match(text[-1]) else ""
     return head + re.escape(text) + tail
+
+
 SEPARATOR = ", "
 COLON = ": "
 
