@@ -367,13 +367,16 @@ def _log_outcomes(kwargs: dict[str, Any], records: Sequence[dict[str, Any]]) -> 
 
 
 def make_reward_funcs(kind: RewardKind, *, k: int, l0: int = 400, length_penalty: bool = True,
-                      format_reward: bool = True) -> list[Callable[..., Any]]:
-    """The TRL reward functions for ``kind`` (pairwise MOSAIC or the scalar ablation)."""
+                      format_reward: bool = True, count_unfinished_events: bool = True
+                      ) -> list[Callable[..., Any]]:
+    """The TRL reward functions for ``kind`` (pairwise MOSAIC or the scalar ablation);
+    ``count_unfinished_events`` goes to the :class:`PreferenceOracle`."""
     from mosaic_gym.judge.preference import PreferenceOracle
 
     if kind not in ("pairwise", "scalar"):
         raise ValueError(f"unknown reward kind {kind!r}; expected 'pairwise' or 'scalar'")
-    oracle = PreferenceOracle(l0=l0, length_penalty=length_penalty)
+    oracle = PreferenceOracle(l0=l0, length_penalty=length_penalty,
+                              count_unfinished_events=count_unfinished_events)
 
     def mosaic_pairwise(prompts: Any, completions: Any, **kwargs: Any) -> list[float]:
         local = _records(kwargs)
@@ -423,7 +426,7 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
              trl: dict[str, Any] | None = None, name: str | None = None,
              chat_template: str | None = None, constrained: bool | str = False,
              quiet: bool = False, remote: str | None = None,
-             compact_head: bool = True) -> Path:
+             compact_head: bool = True, count_unfinished_events: bool = True) -> Path:
     """Train ``model`` with GRPO on MOSAIC episodes; save it to ``out_dir`` and return it.
 
     ``limit`` trains on a seeded subset of the episodes, drawn round-robin over the
@@ -433,6 +436,9 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
     :class:`~mosaic_gym.train.recipes.RecipeError`. ``compact_head`` (the default) has TRL's
     fused LM head score the completion tokens only on the CPU as well
     (:func:`~mosaic_gym.train.compat.trl.compact_fused_head`; the same log-probabilities).
+    ``count_unfinished_events=False`` trains the pairwise reward under the oracle ablation
+    that does not rank unfinished attempts by their state changes (see
+    :class:`~mosaic_gym.judge.preference.PreferenceOracle`).
     """
     import os
 
@@ -487,7 +493,8 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
                             scenario_paths=scenario_paths, remote=remote,
                             constrained=grammar, copy=copy)
     rewards: list[Any] = make_reward_funcs(reward, k=k, l0=l0, length_penalty=length_penalty,
-                                           format_reward=format_reward)
+                                           format_reward=format_reward,
+                                           count_unfinished_events=count_unfinished_events)
     trainer = GRPOTrainer(
         model=str(model), args=config, processing_class=tokenizer, reward_funcs=rewards,
         train_dataset=Dataset.from_list(rows), rollout_func=rollout)
@@ -501,7 +508,8 @@ def run_grpo(model: str | Path, out_dir: str | Path, *, reward: RewardKind = "pa
         for env in rollout.pool:
             env.close()
     summary = {"method": f"grpo_{reward}", "model": str(model), "seed": seed, "k": k,
-               "l0": l0, "episodes": len(rows), "episode_seeds": list(seeds), "split": split,
+               "l0": l0, "count_unfinished_events": count_unfinished_events,
+               "episodes": len(rows), "episode_seeds": list(seeds), "split": split,
                "attack": attack, "use_vllm": vllm, "rollouts": rollout.episodes_played,
                "loss_head": "compact" if compact and cpu_only() else "trl",
                "log_history": trainer.state.log_history}
