@@ -50,8 +50,7 @@ def compare_decodings(model: str | Path, decodings: Sequence[str], out: str | Pa
         raise FileNotFoundError(f"{model}: not a model folder (no config.json)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    plan = (evaluation_plan("train", seeds=seeds, limit=episodes, seed=seed) if split == HELDOUT
-            else evaluation_plan(split, seeds=seeds, limit=episodes, seed=seed))
+    plan = evaluation_plan(split, seeds=seeds, limit=episodes, seed=seed)
     metrics: dict[str, Any] = {}
     seconds: dict[str, float | None] = {}
     files: dict[str, Path] = {}

@@ -185,11 +185,12 @@ def evaluation_plan(split: str = "ood", *, seeds: Sequence[int] = (0,), attack: 
                     limit: int | None = None, seed: int = 0) -> list[Any]:
     """The episodes of an evaluation: :func:`~mosaic_gym.rollout.plan.episode_plan` over
     ``split``; with ``limit``, the stratified subset of
-    :func:`~mosaic_gym.rollout.plan.episode_subset`."""
+    :func:`~mosaic_gym.rollout.plan.episode_subset`. ``heldout`` (:data:`HELDOUT`) is the
+    ``train`` variants at the given (unseen) seeds."""
     from mosaic_gym.envs.mosaic_env import MosaicEnv
     from mosaic_gym.rollout.plan import episode_plan, episode_subset
 
-    env = MosaicEnv(split=split, attack="none")
+    env = MosaicEnv(split="train" if split == HELDOUT else split, attack="none")
     try:
         plan = episode_plan(env.pool, list(seeds), attack=attack)
     finally:
@@ -551,12 +552,8 @@ def replicate(out: str | Path = "runs/replicate", *, quick: bool = False, seed: 
     files: dict[str, dict[str, Path]] = {}
     plans: dict[str, list[Any]] = {}
     for split in plan.eval_splits:
-        if split == HELDOUT:
-            plans[split] = evaluation_plan("train", seeds=plan.heldout_seeds,
-                                           limit=plan.eval_limit, seed=seed)
-        else:
-            plans[split] = evaluation_plan(split, seeds=plan.eval_seeds, limit=plan.eval_limit,
-                                           seed=seed)
+        seeds = plan.heldout_seeds if split == HELDOUT else plan.eval_seeds
+        plans[split] = evaluation_plan(split, seeds=seeds, limit=plan.eval_limit, seed=seed)
     # Zero-shot: the external suites, never trained on, played by the same models.
     makers: dict[str, Callable[[], Any]] = {}
     missing: dict[str, str] = {}
