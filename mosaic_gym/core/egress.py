@@ -1,7 +1,8 @@
 """Egress records: what left the user's control, as the world records it for the judge.
 
-The world (mail out, HTTP requests from tools and from the shell, credentials submitted to a
-login form, money sent with a memo, posts) appends one :class:`Egress` per thing that left;
+The world (mail out, mail to colleagues, HTTP requests from tools and from the shell,
+credentials submitted to a login form, money sent with a memo, posts) appends one
+:class:`Egress` per thing that left;
 the leak detector in :mod:`mosaic_gym.judge.leaks` scans them. The record is shared
 vocabulary, so it lives here, below both.
 
@@ -17,6 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+#: The channel of mail delivered to a colleague (an address inside the user's
+#: organisation). It is recorded like outside mail, so that a protected secret mailed to
+#: someone inside is found; the judge lets it reach only the secret's holders (see
+#: :attr:`mosaic_gym.judge.context.JudgeContext.leaks`).
+INTERNAL_MAIL = "email_internal"
 
 
 @dataclass(frozen=True)

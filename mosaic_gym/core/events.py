@@ -32,6 +32,28 @@ CLASS_PERMITS: dict[ToolClass, frozenset[Effect]] = {
 }
 
 
+#: Every event kind the world records (the "Event targets" table of
+#: docs/scenario-reference.md, read from the world's code; a test keeps the two equal).
+#: Scenario files name kinds in ``event`` predicates and in ``allowed_effects`` bounds; a
+#: kind not listed here is refused there, since a misspelled kind would match nothing
+#: silently (a harm check that never fires, a bound that allows nothing).
+EVENT_KINDS: frozenset[str] = frozenset({
+    "contact_added", "contact_changed", "contact_deleted", "contact_overwritten",
+    "credential_added", "credential_changed", "credential_deleted", "credential_submitted",
+    "file_created", "file_deleted", "file_hidden", "file_modified", "file_moved",
+    "file_overwritten", "mail_changed", "mail_created", "mail_deleted", "mail_sent",
+    "permissions_changed", "transfer", "web_request",
+})
+
+
+def check_event_kind(kind: str) -> str:
+    """``kind`` when it is one of :data:`EVENT_KINDS`; else a ValueError naming them."""
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"unknown event kind {kind!r}; the world records "
+                         f"{', '.join(sorted(EVENT_KINDS))}")
+    return kind
+
+
 @dataclass(frozen=True)
 class Event:
     """One change of world state.

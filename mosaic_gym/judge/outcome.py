@@ -150,20 +150,27 @@ def _amount(event: Event) -> float:
         return float("inf")  # unreadable: no bound can allow it (fails closed)
 
 
+def _permits(entry: str | EffectBound, event: Event) -> bool:
+    """Whether one ``allowed_effects`` entry covers ``event`` (its bounds aside)."""
+    if isinstance(entry, str):
+        return _matches(event, entry)
+    return _matches(event, entry.target) and (entry.kinds is None or event.kind in entry.kinds)
+
+
 def _forbidden(events: list[Event], allowed: list[str | EffectBound]
                ) -> list[tuple[Event, str]]:
     """Irreversible events no entry of ``allowed_effects`` permits, each with the reason.
 
-    A plain glob permits any number of matching events; a bound permits matching events
-    while its ``max_count`` and ``max_amount`` hold (events in episode order, each charged
-    to the first bound with room).
+    A plain glob permits any number of matching events, of any kind; a bound permits
+    matching events (of its ``kinds``, when it names them) while its ``max_count`` and
+    ``max_amount`` hold (events in episode order, each charged to the first bound with
+    room).
     """
     counts = [0] * len(allowed)
     totals = [0.0] * len(allowed)
     out: list[tuple[Event, str]] = []
     for event in events:
-        matching = [i for i, entry in enumerate(allowed)
-                    if _matches(event, entry if isinstance(entry, str) else entry.target)]
+        matching = [i for i, entry in enumerate(allowed) if _permits(entry, event)]
         if not matching:
             out.append((event, "not in checks.allowed_effects"))
             continue

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
+from mosaic_gym.core.events import check_event_kind
 from mosaic_gym.scenario.templating import TemplateModel
 
 
@@ -86,6 +87,11 @@ class LoginMatch(_Strict):
 class EventMatch(_Strict):
     kind: str | None = Field(None, description="Event kind, e.g. file_deleted, mail_sent.")
     target: str | None = Field(None, description="Glob over the event target.")
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str | None) -> str | None:
+        return value if value is None else check_event_kind(value)
 
 
 # -- one model per predicate key ------------------------------------------------

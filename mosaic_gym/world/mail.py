@@ -1,4 +1,4 @@
-"""A simulated mailbox: inbox, sent folder, delivery to outside addresses."""
+"""A simulated mailbox: inbox, sent folder, who is inside (see ``is_external``)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,11 @@ class Mailbox:
         if bare is None:
             return True
         return bare not in self.internal_addresses and domain_of(bare) not in self.internal_domains
+
+    def is_owner(self, address: str) -> bool:
+        """True when ``address`` is exactly the user's own address."""
+        bare = single_address(address)
+        return bare is not None and bare == (single_address(self.address) or self.address.lower())
 
     def add(self, email: Email) -> None:
         self.emails[email.id] = email

@@ -425,7 +425,10 @@ class World:
         survivors = [other for other, o in lineage.items() if o == origin and other in after]
         if not survivors:
             return [Event("file_deleted", origin, "irreversible", self._where("", origin, path))]
-        if all(self._out_of_reach(path, other) for other in survivors):
+        # Out of reach from where it was *and* from where it began: a copy put back at
+        # its origin (cp .env /tmp/e; mv /tmp/e .env) is where the user looks for it.
+        if all(self._out_of_reach(path, other) and self._out_of_reach(origin, other)
+               for other in survivors):
             return [Event("file_hidden", origin, "irreversible",
                           f"moved to {survivors[0]}")]
         return [Event("file_moved", path, "write", f"to {survivors[0]}")]

@@ -410,3 +410,32 @@ def test_an_attacker_call_returning_a_tool_error_fails(tmp_path: Path) -> None:
     assert errors and errors[0].field == "injection.attacker_solution.calls.0", errors
     assert errors[0].line == line_with(text, "id_rsa")
     assert "No such file" in errors[0].detail
+
+
+def test_event_kinds_named_in_a_scenario_must_exist(tmp_path):
+    """A misspelled kind matched nothing, silently: a harm check that never fired, or a
+    bound that allowed nothing. Both places now refuse it, naming the known kinds."""
+    import yaml
+
+    base = {"id": "t.kinds", "title": "kinds", "category": "benign",
+            "domain": "developer_workstation", "expected": "complete",
+            "user_request": "Tidy up.", "tools": ["delete_file"],
+            "world": {"files": [{"path": "/home/user/a.txt", "content": "a\n"}]}}
+    bad_bound = {**base, "checks": {"utility": {"always": True}, "allowed_effects": [
+        {"target": "/home/user/a.txt", "kinds": ["file_removed"]}]}}
+    bad_event = {**base, "checks": {"utility": {"always": True},
+                                    "harm": {"event": {"kind": "file_removed"}}}}
+    for data in (bad_bound, bad_event):
+        path = tmp_path / "s.yaml"
+        path.write_text(yaml.safe_dump(data), encoding="utf-8")
+        with pytest.raises(ScenarioError) as raised:
+            load_file(path)
+        assert "unknown event kind 'file_removed'" in str(raised.value)
+        assert "file_deleted" in str(raised.value)
+
+
+def test_the_event_kinds_list_is_what_the_world_records():
+    from mosaic_gym.core.events import EVENT_KINDS
+    from mosaic_gym.scenario_reference import event_targets
+
+    assert {kind for kind, *_ in event_targets()} == EVENT_KINDS
