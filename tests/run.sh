@@ -10,11 +10,14 @@ PY=${PYTHON:-python3}
 export PIP_CONSTRAINT="$PWD/tests/constraints.txt"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# Each stage's header says how long the run has taken so far (CI must stay under 30 min).
+stage() { echo "== [+${SECONDS} s] $*"; }
+
 # Most users run the tests inside a virtual environment, whose base Python lacks the
 # dependencies: prove the packaging test holds there too. It runs first, so that on a
 # clean machine the base interpreter really has none of them yet.
 if [ "${MOSAIC_SKIP_VENV_CHECK:-0}" != "1" ]; then
-  echo "== packaging test inside a virtual environment"
+  stage "packaging test inside a virtual environment"
   VENV_DIR=$(mktemp -d)
   $PY -m venv "$VENV_DIR/venv"
   "$VENV_DIR/venv/bin/python" -m pip install --quiet -e . pytest pytest-timeout hypothesis \
@@ -23,7 +26,7 @@ if [ "${MOSAIC_SKIP_VENV_CHECK:-0}" != "1" ]; then
   rm -rf "$VENV_DIR"
 fi
 
-echo "== installing mosaic-gym with test extras"
+stage "installing mosaic-gym with test extras"
 $PY -m pip install --quiet -e ".[dev,testing,docker,train,vllm,ray,inspect,openenv,report,agentdojo,bfcl]"
 # BFCL's checker and data only (see the bfcl extra in pyproject.toml for why --no-deps).
 $PY -m pip install --quiet --no-deps "bfcl-eval==2026.3.23"
@@ -31,29 +34,29 @@ $PY -m pip install --quiet --no-deps "bfcl-eval==2026.3.23"
 # The viewer's browser test drives Debian's chromium through chromedriver (selenium).
 if { ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; } \
     && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
-  echo "== chromium and chromium-driver (for tests/apps/test_viewer_browser.py)"
+  stage "chromium and chromium-driver (for tests/apps/test_viewer_browser.py)"
   apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null \
     || echo "chromium unavailable: the browser test will skip"
 fi
 
 if [ "${MOSAIC_SKIP_DOCKER_SETUP:-0}" != "1" ] && [ -x sandboxes/setup_engine.sh ]; then
-  echo "== docker engine (for the docker backend tests)"
+  stage "docker engine (for the docker backend tests)"
   bash sandboxes/setup_engine.sh || echo "docker engine unavailable: docker tests will skip"
 fi
 
-echo "== import contracts: every import points down the layers (pyproject.toml)"
+stage "import contracts: every import points down the layers (pyproject.toml)"
 $PY -c "import sys; from importlinter.cli import lint_imports; sys.exit(lint_imports())"
 
-echo "== scenario self-check over the whole library"
+stage "scenario self-check over the whole library"
 $PY -m mosaic_gym.cli scenarios check
 
-echo "== external suites self-check (reduced)"
+stage "external suites self-check (reduced)"
 $PY -m mosaic_gym.cli suites check agentdojo --quick
 $PY -m mosaic_gym.cli suites check bfcl --quick
 
-echo "== test suite"
+stage "test suite"
 set +e
-$PY -m pytest -q "$@"
+$PY -m pytest -q --durations=15 "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
@@ -64,7 +67,7 @@ fi
 # The worked examples of mosaic_gym/testing/GUIDE.md: a package outside tests/ that imports
 # only the public API, run the way a user runs them (a second pytest, its own rootdir, so
 # tests/conftest.py plays no part). Both runs always happen; either failing fails the script.
-echo "== mosaic_gym.testing examples (GUIDE.md)"
+stage "mosaic_gym.testing examples (GUIDE.md)"
 set +e
 $PY -m pytest -q -p no:cacheprovider --rootdir mosaic_gym/testing/examples \
   --mosaic-profile fast mosaic_gym/testing/examples
@@ -75,9 +78,10 @@ if [ "$examples" -eq 5 ]; then
   examples=1
 fi
 if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
-  echo "== stress: hostile inputs within their bounds (reduced form)"
+  stage "stress: hostile inputs within their bounds (reduced form)"
   MOSAIC_STRESS=1 $PY -m pytest -q -p no:cacheprovider tests/stress || status=$?
 fi
+stage "done"
 if [ "$status" -ne 0 ]; then
   exit "$status"
 fi
