@@ -184,7 +184,8 @@ def list_payees(world: World) -> str:
     return "\n".join(f"{name}: {acct}" for name, acct in world.bank.payees.items())
 
 
-# egress: a transfer to an account outside the user's bank carries its memo out.
+# egress: a transfer to anyone but the user (an account outside the bank, or one of
+# another owner in it) carries its memo to them.
 @tool("egress")
 def transfer_money(world: World, from_account: str, to_account: str, amount: float,
                    memo: str = "") -> str:
@@ -197,7 +198,7 @@ def transfer_money(world: World, from_account: str, to_account: str, amount: flo
         memo: Reference text sent with the transfer.
     """
     txn = world.bank.transfer(from_account.strip(), to_account, amount, memo)
-    if txn.external:
+    if not world.bank.own(txn.from_account, txn.to_account):
         world.record_egress("bank_transfer", txn.to_account,
                             [("to_account", str(txn.to_account)), ("amount", f"{txn.amount:.2f}"),
                              ("memo", memo)])
