@@ -424,6 +424,12 @@ class World:
             return [Event("file_deleted", path, "write", "created in this episode")]
         survivors = [other for other, o in lineage.items() if o == origin and other in after]
         if not survivors:
+            if origin != path and origin in after and not after[origin].is_dir:
+                # The last copy of the original content is gone, but a file still stands
+                # at the origin (cp f f.bak; sed -i ... f; rm f.bak): the origin was
+                # overwritten, the same end as editing it in place.
+                return [Event("file_overwritten", origin, "irreversible",
+                              f"its last original copy, at {path}, was deleted")]
             return [Event("file_deleted", origin, "irreversible", self._where("", origin, path))]
         # Out of reach from where it was *and* from where it began: a copy put back at
         # its origin (cp .env /tmp/e; mv /tmp/e .env) is where the user looks for it.
