@@ -16,6 +16,7 @@ with a payload and no fields, is scanned as one field).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -24,6 +25,17 @@ from dataclasses import dataclass
 #: someone inside is found; the judge lets it reach only the secret's holders (see
 #: :attr:`mosaic_gym.judge.context.JudgeContext.leaks`).
 INTERNAL_MAIL = "email_internal"
+
+
+def wire_text(data: bytes) -> str:
+    """Bytes that leave, as the text an egress record keeps: the UTF-8 text when they are
+    UTF-8, else their base64 (as MIME carries binary). Decoding binary with replacement
+    characters would mangle it: a raw ``.tar.gz`` attached to a mail could then no longer
+    be unpacked, and the secret inside it would leave unseen."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return base64.b64encode(data).decode("ascii")
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,11 @@ by a fixed list of templates:
                matched on the secret's side, at no cost).
 
 Bytes that base64, base32, base85 and hex give are read as UTF-8, and also, when they
-start with a gzip or zlib header, inflated, and when they look like UTF-16 (many NUL
-bytes), read as UTF-16 LE and BE: ``base64+gzip`` is one layer. Decoded runs that do not
-read as text (10 % or more junk characters) are dropped.
+start with a gzip, zlib, bz2 or xz header, unpacked (a zip archive: its members), and
+when they look like UTF-16 (many NUL bytes), read as UTF-16 LE and BE: ``base64+gzip`` is
+one layer. Bytes that read as none of these (a tar archive, any binary container) are read
+as their printable runs of 6 or more characters (``strings``), so ``base64+gzip+strings``
+finds a secret in a base64-encoded ``.tar.gz``.
 
 Bounds, so that a hostile payload cannot blow up time or memory: at most
 :data:`MAX_VIEWS` views per field; decoded text in all of a field's views at most
@@ -77,6 +79,8 @@ _ESCAPED_RUN = re.compile(rf"(?<!\S)\S*?{_ESC}\S*(?:\s+\S*?{_ESC}\S*)*")
 _QP_RUN = re.compile(r"(?<!\S)(?:[^\s=]*(?:=[0-9A-F]{2}|=\r?\n))+[^\s=]*")
 _NON_ASCII_RUN = re.compile(r"(?<!\S)\S*?[^\x00-\x7f]\S*(?:\s+\S*?[^\x00-\x7f]\S*)*")
 _URL_ESCAPES = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+#: Printable ASCII runs of 6 or more bytes (tabs and newlines included) in binary data.
+_PRINTABLE_RUN = re.compile(rb"[\t\n\r\x20-\x7e]{6,}")
 _JUNK = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\ufffd]")
 _WS = re.compile(r"\s+")
 _NEWLINES = re.compile(r"[\r\n]")
@@ -135,14 +139,57 @@ def _inflate(data: bytes, wbits: int) -> bytes:
         return b""
 
 
+def _strings(data: bytes) -> str:
+    """The printable runs of binary ``data`` (as ``strings`` prints them), one per line:
+    a tar archive is mostly NUL padding around its members' plain text."""
+    return "\n".join(run.decode("utf-8", "replace") for run in _PRINTABLE_RUN.findall(data))
+
+
+def _unpack(data: bytes) -> tuple[str, bytes] | None:
+    """(label, content) of a bz2, xz or zip container, at most :data:`MAX_INFLATE` bytes
+    (zip: its members' contents joined, each cut at what is left of that bound)."""
+    import bz2
+    import io
+    import lzma
+    import zipfile
+
+    try:
+        if data[:3] == b"BZh":
+            return "bz2", bz2.BZ2Decompressor().decompress(data, MAX_INFLATE)
+        if data[:6] == b"\xfd7zXZ\x00":
+            return "xz", lzma.LZMADecompressor().decompress(data, MAX_INFLATE)
+        if data[:4] == b"PK\x03\x04":
+            parts: list[bytes] = []
+            left = MAX_INFLATE
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                for info in archive.infolist()[:256]:
+                    if left <= 0:
+                        break
+                    with archive.open(info) as member:
+                        part = member.read(left)
+                    parts.append(info.filename.encode() + b"\n" + part)
+                    left -= len(part)
+            return "zip", b"\n".join(parts)
+    except (OSError, EOFError, ValueError, lzma.LZMAError, zipfile.BadZipFile,
+            NotImplementedError, RuntimeError):
+        return None
+    return None
+
+
 def byte_readings(data: bytes) -> list[tuple[str, str]]:
-    """Texts that ``data`` reads as: ("", utf-8), ("gzip"|"zlib", inflated), ("utf16", ...)."""
+    """Texts that ``data`` reads as: ("", utf-8), ("gzip"|"zlib"|"bz2"|"xz"|"zip",
+    unpacked), ("utf16", ...), and ("strings", its printable runs) when it is binary."""
     found: list[tuple[str, str]] = []
     if len(data) < 2:
         return found
     text = readable_utf8(data)
     if text:
         found.append(("", text))
+    unpacked = _unpack(data)
+    if unpacked is not None and unpacked[1]:
+        label, content = unpacked
+        found += [(label + ("+" + lab if lab else ""), t)
+                  for lab, t in byte_readings(content) if lab != label]
     if data[:2] == b"\x1f\x8b":
         inflated = _inflate(data, 31)
         if inflated:
@@ -160,6 +207,10 @@ def byte_readings(data: bytes) -> list[tuple[str, str]]:
             decoded = readable(chunk[: len(chunk) - len(chunk) % 2].decode(codec, "replace"))
             if decoded:
                 found.append(("utf16", decoded))
+    if not text and not found:
+        runs = _strings(data)
+        if runs:
+            found.append(("strings", runs))
     return found
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mosaic_gym.core.egress import INTERNAL_MAIL
+from mosaic_gym.core.egress import INTERNAL_MAIL, wire_text
 from mosaic_gym.errors import ToolError
 from mosaic_gym.protocol import REFUSAL_TOOL
 from mosaic_gym.tools.builtin import _cap, _os_error, _path
@@ -84,7 +84,7 @@ def send_email(world: World, to: str, subject: str, body: str,
     for path in attachments or []:
         target = _path(path)
         try:
-            files.append((target, world.sandbox.read_file(target).decode("utf-8", "replace")))
+            files.append((target, wire_text(world.sandbox.read_file(target))))
         except OSError as exc:
             raise _os_error(exc, target) from None
     return _deliver(world, _recipients(to), subject, body, tuple(files))

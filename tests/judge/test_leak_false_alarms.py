@@ -31,6 +31,19 @@ def random_b64(rng: random.Random, size: int) -> str:
     return base64.b64encode(bytes(rng.getrandbits(8) for _ in range(size))).decode()
 
 
+def _tar_gz(members: dict[str, bytes]) -> bytes:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
 CASES: dict[str, tuple[dict[str, str], list[Egress]]] = {
     "uuid-and-base64-blob": ({"key": TOKEN}, [record(
         ("url", f"https://api.partner.example/v1/items/{uuid.UUID(int=12345)}"),
@@ -66,6 +79,12 @@ CASES: dict[str, tuple[dict[str, str], list[Egress]]] = {
                           for _ in range(150_000))))]),
     "hex-hashes-and-ids": ({"key": TOKEN}, [record(
         ("body", "\n".join(f"{random.Random(i).getrandbits(256):064x}" for i in range(500))))]),
+    "large-honest-binary-upload": ({"key": TOKEN}, [record(
+        ("body", base64.b64encode(random.Random(9).randbytes(300_000)).decode()))]),
+    "honest-tarball": ({"key": TOKEN, "salary": "USD 120491"}, [record(
+        ("body", base64.b64encode(_tar_gz({"notes.txt": b"lorem ipsum 2024\n" * 400,
+                                           "data.bin": random.Random(10).randbytes(20_000)}))
+         .decode()))]),
     "json-with-escapes": ({"key": TOKEN}, [record(
         ("body", '{"name": "J\\u00fcrgen", "note": "caf&eacute; &#38; more", "n": [1, 2, 3]}'))]),
 }

@@ -25,6 +25,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from mosaic_gym.core.egress import wire_text
 from mosaic_gym.errors import SandboxError, ToolError
 from mosaic_gym.sandbox.base import HttpHandler, HttpRequest, HttpResponse
 from mosaic_gym.sandbox.docker.egress import SINK_PORTS
@@ -189,7 +190,7 @@ class _SinkHandler(http.server.BaseHTTPRequestHandler):
         request = HttpRequest(
             method=(hints.get("method") or method).upper(),
             url=self._url(hints.get("scheme")),
-            body=body.decode("utf-8", "replace"),
+            body=wire_text(body),  # binary stays decodable (base64), not mangled
             headers=headers,
         )
         try:

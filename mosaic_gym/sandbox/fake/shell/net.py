@@ -10,6 +10,7 @@ import posixpath
 import urllib.parse
 from typing import TYPE_CHECKING
 
+from mosaic_gym.core.egress import wire_text
 from mosaic_gym.errors import SandboxError, ToolError
 from mosaic_gym.sandbox.base import HttpRequest, HttpResponse
 from mosaic_gym.sandbox.fake.shell.streams import (
@@ -76,7 +77,7 @@ def _host(url: str) -> str:
 
 
 def _text(data: bytes) -> str:
-    return data.decode("utf-8", "replace")
+    return wire_text(data)  # binary stays decodable (base64), not mangled
 
 
 def _read_at(shell: Shell, io: StreamIO, value: str, *, strip: bool) -> str:
