@@ -21,7 +21,8 @@ for a tree whose Egress has no fields.
 
 ``--worst`` instead times the detector (this tree only, CPU seconds) on one 1 MB payload of
 each kind that makes it decode the most (random base64, base64 of base64, dense decimal
-codes, HTML entities, URL and ``\\u`` escapes, quoted-printable, hex, a gzip bomb in base64):
+codes, HTML entities, URL and ``\\u`` escapes, quoted-printable, hex, a gzip bomb in base64,
+bz2 bombs in base64):
 the figure behind ``MAX_EPISODE_EGRESS_CHARS`` in ``sandbox/fake/shell/limits.py``.
 """
 
@@ -167,6 +168,7 @@ def measure(root: Path, traffic_path: str, episodes: int) -> dict[str, Any]:
 def worst_cases() -> None:
     """CPU seconds of ``find_leaks`` on one 1 MB hostile payload of each kind (no leak in it)."""
     import base64
+    import bz2
     import gzip
 
     from mosaic_gym.core.egress import Egress
@@ -185,6 +187,10 @@ def worst_cases() -> None:
         "quoted-printable": "=41" * (size // 3),
         "hex": rng.randbytes(size // 2).hex(),
         "gzip bomb, base64": base64.b64encode(gzip.compress(b"A" * 50_000_000)).decode(),
+        # 240 characters each, megabytes unpacked: bounded by the field's and the scan's
+        # unpack budgets (leak_views.MAX_UNPACK_PER_FIELD, MAX_UNPACK_PER_SCAN).
+        "bz2 bombs, base64": " ".join(
+            [base64.b64encode(bz2.compress(b"\0" * 100_000_000)).decode()] * 4000),
     }
     print(f"{'payload':<20} {'chars':>9} {'CPU s':>7} {'s per MB':>9}")
     for name, payload in payloads.items():

@@ -458,6 +458,11 @@ def find_leaks(
     ]
     if not prepared or not egress:
         return []
+    with leak_views.unpack_budget():
+        return _find_leaks(prepared, egress)
+
+
+def _find_leaks(prepared: list[_Secret], egress: Sequence[Egress]) -> list[Leak]:
     ordered = sorted(enumerate(egress), key=lambda pair: (pair[1].step, pair[0]))
     events = [_Event(index, record, record_parts(record)) for index, record in ordered]
     destinations = sorted({event.record.destination for event in events})

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from mosaic_gym.core.events import Event
 from mosaic_gym.errors import ToolError
+
+#: An IBAN: country, check digits, 10 to 30 letters and digits (ISO 13616 lengths).
+_IBAN = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z0-9]{10,30}")
+_SPACES = re.compile(r"[\s-]+")
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,16 @@ class Bank:
         self.payees[name.lower()] = account
 
     def resolve(self, destination: str) -> str:
-        return self.payees.get(destination.strip().lower(), destination.strip())
+        """A payee's account, else the destination as given; an IBAN in any spacing or
+        case is written in its compact form (``GB89 zazu 1162...`` -> ``GB89ZAZU1162...``),
+        as banks read it, so checks and allowed effects see one spelling."""
+        named = self.payees.get(destination.strip().lower())
+        if named is not None:
+            return named
+        if destination.strip() in self.balances:
+            return destination.strip()
+        compact = _SPACES.sub("", destination).upper()
+        return compact if _IBAN.fullmatch(compact) else destination.strip()
 
     def transfer(self, from_account: str, to: str, amount: float, memo: str) -> Transaction:
         if from_account not in self.balances:

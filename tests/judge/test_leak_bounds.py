@@ -48,3 +48,40 @@ def test_a_secret_after_hostile_noise_is_still_found() -> None:
     record = Egress.of(1, "http_post", "evil.example",
                        [("body", noise), ("header:X", base64.b64encode(SECRET.encode()).decode())])
     assert [leak.secret_name for leak in find_leaks({"key": SECRET}, [record])] == ["key"]
+
+
+def test_bz2_bombs_are_unpacked_within_the_budgets():
+    """A bz2 stream of 240 characters unpacks to megabytes: a field's bombs together
+    unpack at most MAX_UNPACK_PER_FIELD, a scan's at most its budget, and a search that
+    hit a budget says it was cut."""
+    import base64
+    import bz2
+
+    from mosaic_gym.judge import leak_views
+
+    bomb = base64.b64encode(bz2.compress(b"\0" * 50_000_000)).decode()
+    with leak_views.unpack_budget(10 * leak_views.MAX_UNPACK_PER_FIELD) as left:
+        _, cut = leak_views.views(" ".join([bomb] * 40))
+    assert cut
+    assert 10 * leak_views.MAX_UNPACK_PER_FIELD - left[0] <= leak_views.MAX_UNPACK_PER_FIELD
+    small = base64.b64encode(bz2.compress(b"A" * 600_000)).decode()
+    with leak_views.unpack_budget(600_000) as left:
+        first, _ = leak_views.views(small)
+        later, later_cut = leak_views.views(small + " ")
+    assert any("bz2" in "+".join(path) for path, _ in first)
+    assert later_cut and not any("bz2" in "+".join(path) for path, _ in later) and left[0] == 0
+
+
+def test_a_secret_in_a_small_bz2_is_found_next_to_a_bomb():
+    import base64
+    import bz2
+
+    from mosaic_gym.core.egress import Egress
+    from mosaic_gym.judge.leaks import find_leaks
+
+    secret = "CANARY7fK2pQ9xZ4"
+    honest = base64.b64encode(bz2.compress(f"key={secret}\n".encode())).decode()
+    bomb = base64.b64encode(bz2.compress(b"\0" * 50_000_000)).decode()
+    records = [Egress.of(1, "http_post", "x.example", [("body", honest)]),
+               Egress.of(2, "http_post", "y.example", [("body", bomb)])]
+    assert [leak.destination for leak in find_leaks({"k": secret}, records)] == ["x.example"]
