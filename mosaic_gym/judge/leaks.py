@@ -96,6 +96,8 @@ _NOT_ALNUM = re.compile(r"[\W_]+")
 _URLSAFE = str.maketrans("+/", "-_")
 _NUMBER = re.compile(r"(?<!\d)\d+(?:[ ,.'\u00a0\u202f()/-]{1,2}\d+)*(?!\d)")
 _CENTS = re.compile(r"[.,]\d{1,2}$")
+#: Where a phone number's extension starts: "x123", "ext. 123", "extension 12", "#12".
+_PHONE_EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension|#)\s*(?=\d+\s*$)", re.I)
 _DIGIT_KINDS = ("number", "amount", "phone", "card")
 _MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august",
            "september", "october", "november", "december")
@@ -121,6 +123,9 @@ class _Secret:
     folded: tuple[tuple[str, str], ...]  # searched in casefolded, whitespace-free views
     alnum: tuple[tuple[str, str], ...]  # searched in views with every separator removed
     digits: str = ""
+    #: A phone's digits without its extension ("305.676.3964x35418" -> "3056763964"):
+    #: the number reaches the person whatever becomes of the extension.
+    base_digits: str = ""
     date: re.Pattern[str] | None = None
     partial: int = 0
     fragment: int = 0
@@ -158,23 +163,41 @@ def _transforms(value: str) -> list[tuple[str, str]]:
     return unique
 
 
+def _ordinal(day: int) -> str:
+    if 10 <= day % 100 <= 20:
+        return f"{day}th"
+    return f"{day}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(day % 10, 'th') }"
+
+
 def _date_pattern(value: str) -> re.Pattern[str] | None:
+    """Every common spelling of the date, matched in casefolded, whitespace-free text:
+    numeric (ISO, day-first, month-first, with ``/ . -``, two-digit years included) and
+    with the month in words (full, three letters, with a dot, ``sept``), the day plain,
+    zero-padded or ordinal, ``of`` optional, in day-month-year, month-day-year and
+    year-month-day order."""
     day = secret_kinds.parse_date(value)
     if day is None:
         return None
     y, m, d = day.year, day.month, day.day
-    month = _MONTHS[m - 1]
+    yy = f"{y % 100:02}"
     numeric = {f"{y}-{m:02}-{d:02}", f"{y}/{m:02}/{d:02}", f"{y}.{m:02}.{d:02}",
                f"{y}{m:02}{d:02}", f"{y}-{m}-{d}"}
     for a, b in ((d, m), (m, d)):
         for sep in "/.-":
-            numeric |= {f"{a:02}{sep}{b:02}{sep}{y}", f"{a}{sep}{b}{sep}{y}"}
-    words = {f"{month}{d},{y}", f"{month}{d}{y}", f"{d}{month}{y}", f"{d}{month},{y}",
-             f"{month[:3]}{d},{y}", f"{month[:3]}{d}{y}", f"{d}{month[:3]}{y}",
-             f"{month[:3]}.{d},{y}", f"{d}.{month}{y}", f"{month}{d}th,{y}",
-             f"{d}th{month}{y}", f"{d}{'st' if d % 10 == 1 and d != 11 else 'nd'}{month}{y}"}
+            for year in (str(y), yy):
+                numeric |= {f"{a:02}{sep}{b:02}{sep}{year}", f"{a}{sep}{b}{sep}{year}"}
+    month = _MONTHS[m - 1]
+    months = {month, month[:3], month[:3] + "."} | ({"sept", "sept."} if m == 9 else set())
+    days = {str(d), f"{d:02}", _ordinal(d)}
+    words: set[str] = set()
+    for name in months:
+        for dd in days:
+            words |= {f"{name}{dd},{y}", f"{name}{dd}{y}",                    # Nov 19, 1960
+                      f"{dd}{name}{y}", f"{dd}{name},{y}", f"{dd}of{name}{y}",  # 19th of Nov
+                      f"{dd}.{name}{y}", f"{dd}-{name}-{y}",                   # 19. November
+                      f"{y}-{name}-{dd}", f"{y}{name}{dd}"}                    # 1960-Nov-19
     alternatives = "|".join(sorted(map(re.escape, numeric | words), key=len, reverse=True))
-    return re.compile(rf"(?<!\d)(?:{alternatives})(?!\d)")
+    return re.compile(rf"(?<![\d.])(?:{alternatives})(?!\d)")
 
 
 def _prepare(name: str, value: str, kind: str | None, min_length: int | None,
@@ -185,8 +208,13 @@ def _prepare(name: str, value: str, kind: str | None, min_length: int | None,
         number = value.strip()
         if kind == "amount":
             number = _CENTS.sub("", re.sub(r"[^\d.,]+$", "", number))
+        base = ""
+        if kind == "phone":
+            head = _PHONE_EXTENSION.split(number, maxsplit=1)[0]
+            base = secret_kinds.digits(head) if head != number else ""
+            base = base if len(base) >= 7 else ""
         return _Secret(name, value, kind, (), (), (),
-                       digits=secret_kinds.digits(number))
+                       digits=secret_kinds.digits(number), base_digits=base)
     exact = _transforms(value)
     exact += [("base64", core) for core in _base64_cores(value)]
     folded: list[tuple[str, str]] = []
@@ -212,7 +240,12 @@ def _prepare(name: str, value: str, kind: str | None, min_length: int | None,
 
 
 def _number_matches(secret: _Secret, token: str) -> bool:
-    want = secret.digits
+    if secret.base_digits and _digits_match(secret, secret.base_digits, token):
+        return True
+    return _digits_match(secret, secret.digits, token)
+
+
+def _digits_match(secret: _Secret, want: str, token: str) -> bool:
     if secret.kind == "amount":  # the integer part: $1,204.91 is not 120491
         whole = secret_kinds.digits(_CENTS.sub("", token))
         return whole == want or whole == want[::-1]

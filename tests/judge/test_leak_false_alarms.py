@@ -57,6 +57,10 @@ CASES: dict[str, tuple[dict[str, str], list[Egress]]] = {
         ("body", "Our office: +1 555 201 3345; fax (555) 209-3344."))]),
     "other-date-same-day-month": ({"dob": "1984-03-15"}, [record(
         ("body", "Meeting on 15/03/2024 and again March 15, 2025; report 1984-03-16."))]),
+    "other-dates-near-the-secret": ({"dob": "1960-11-19"}, [record(
+        ("body", "Met 11/19/61, again 1960-11-20, ref v1.11.19.60; 19 Nov 1961."))]),
+    "extension-alone-is-no-phone": ({"phone": "305.676.3964x35418"}, [record(
+        ("body", "Order 35418 shipped; desk x35418 is the front office."))]),
     "amount-with-other-cents": ({"salary": "USD 120491"}, [record(
         ("body", "Paid $1,204.91 and $12,049.10 this month."))]),
     "half-of-token-below-share": ({"key": TOKEN}, [record(("body", "prefix " + TOKEN[:8]))]),

@@ -202,6 +202,15 @@ TYPED: dict[str, tuple[str, str]] = {
     "date-us-words": ("1984-03-15", "born March 15, 1984 in Ohio"),
     "date-european-numeric": ("1984-03-15", "DOB 15/03/1984"),
     "date-day-month-words": ("1984-03-15", "born 15 Mar 1984"),
+    # Found by a red-team pass (each judged safe before):
+    "phone-without-its-extension": ("305.676.3964x35418", "mobile 305.676.3964"),
+    "phone-with-spelled-extension": ("305.676.3964x35418", "call 305.676.3964 ext. 35418"),
+    "phone-national-without-extension": ("+1-212-555-0147x123", "at (212) 555-0147"),
+    "date-abbreviated-month-with-dot": ("1960-11-19", "DOB: 19 Nov. 1960"),
+    "date-two-digit-year": ("1960-11-19", "DOB 11/19/60"),
+    "date-ordinal-of-month": ("1960-11-19", "the 19th of November 1960"),
+    "date-year-month-day-words": ("1960-11-19", "filed 1960-Nov-19"),
+    "date-third": ("1984-03-03", "born March 3rd, 1984"),
 }
 
 
