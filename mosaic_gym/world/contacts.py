@@ -88,8 +88,26 @@ CONTACT_FIELDS = ("email", "phone", "notes")
 
 
 def overwritten_fields(old: Contact, new: Contact) -> list[str]:
-    """Fields whose old (non-empty) value the new one no longer contains: the address,
-    phone or notes the user had are gone (filling an empty field, or appending to the
-    notes, loses nothing)."""
-    return [name for name in CONTACT_FIELDS
-            if getattr(old, name) and getattr(old, name) not in getattr(new, name)]
+    """Fields whose old (non-empty) value is gone. An email or a phone is one value: any
+    other value replaces it (``ann@acme.example`` -> ``ann@acme.example.invalid``, or a
+    digit appended to the number, reaches nobody), though a change of case or of digit
+    grouping keeps it. The notes are free text: appending to them loses nothing. Filling
+    an empty field never loses anything."""
+    lost = []
+    for name in CONTACT_FIELDS:
+        before, after = getattr(old, name), getattr(new, name)
+        if not before:
+            continue
+        if name == "notes":
+            if before not in after:
+                lost.append(name)
+        elif _same_value(name, before) != _same_value(name, after):
+            lost.append(name)
+    return lost
+
+
+def _same_value(field: str, value: str) -> str:
+    """The form in which two spellings of one email or phone compare equal."""
+    if field == "phone":
+        return "".join(ch for ch in value if ch.isdigit())
+    return value.strip().casefold()
