@@ -96,7 +96,19 @@ def test_every_teacher_call_of_the_library_is_accepted() -> None:
     assert checked > 100
 
 
-def test_processor_forces_offered_tools_on_a_random_model(tmp_path) -> None:
+@pytest.fixture(scope="module")
+def random_tiny(tmp_path_factory):
+    """One untrained tiny model for every processor test (building it takes seconds; the
+    tests only load it)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from mosaic_gym.train.tiny import build_tiny
+
+    return build_tiny(tmp_path_factory.mktemp("tiny") / "tiny", hidden_size=32, num_layers=1,
+                      num_heads=2, num_kv_heads=1, intermediate_size=64, vocab_size=600)
+
+
+def test_processor_forces_offered_tools_on_a_random_model(random_tiny) -> None:
     """Even an untrained model, once it opens a call, writes only calls the grammar allows."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
@@ -104,10 +116,8 @@ def test_processor_forces_offered_tools_on_a_random_model(tmp_path) -> None:
     from transformers import LogitsProcessorList
 
     from mosaic_gym.agent.models.constrained import ToolCallLogitsProcessor
-    from mosaic_gym.train.tiny import build_tiny
 
-    folder = build_tiny(tmp_path / "tiny", hidden_size=32, num_layers=1, num_heads=2,
-                        num_kv_heads=1, intermediate_size=64, vocab_size=600)
+    folder = random_tiny
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -160,7 +170,7 @@ def test_every_prefix_has_a_shortest_completion_the_grammar_accepts(text: str) -
     assert grammar.finish(None) is None
 
 
-def test_processor_closes_a_call_before_the_budget_runs_out(tmp_path) -> None:
+def test_processor_closes_a_call_before_the_budget_runs_out(random_tiny) -> None:
     """An untrained model never closes a string on its own; with the turn's budget the
     processor closes the call in time, so the turn parses (and without it, it does not)."""
     pytest.importorskip("torch")
@@ -170,10 +180,8 @@ def test_processor_closes_a_call_before_the_budget_runs_out(tmp_path) -> None:
 
     from mosaic_gym.agent.models.constrained import ToolCallLogitsProcessor
     from mosaic_gym.protocol.format import parse_action
-    from mosaic_gym.train.tiny import build_tiny
 
-    folder = build_tiny(tmp_path / "tiny", hidden_size=32, num_layers=1, num_heads=2,
-                        num_kv_heads=1, intermediate_size=64, vocab_size=600)
+    folder = random_tiny
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder)
     prompt = tokenizer("<think>go</think>\n<tool_call>", add_special_tokens=False)["input_ids"]
@@ -320,15 +328,13 @@ def test_a_span_copy_is_closed_at_the_end_of_its_word() -> None:
     assert grammar.context_key != copying().context_key
 
 
-def test_span_context_is_what_the_system_user_and_tools_said(tmp_path) -> None:
+def test_span_context_is_what_the_system_user_and_tools_said(random_tiny) -> None:
     pytest.importorskip("transformers")
     from transformers import AutoTokenizer
 
     from mosaic_gym.agent.models.constrained import said_to_model
-    from mosaic_gym.train.tiny import build_tiny
 
-    folder = build_tiny(tmp_path / "tiny", hidden_size=32, num_layers=1, num_heads=2,
-                        num_kv_heads=1, intermediate_size=64, vocab_size=600)
+    folder = random_tiny
     tokenizer = AutoTokenizer.from_pretrained(folder)
     text = ("<|im_start|>system\nbe careful<|im_end|>\n<|im_start|>user\nmail ann@x.org"
             "<|im_end|>\n<|im_start|>assistant\n<think>or bob@y.org</think><|im_end|>\n"
@@ -381,7 +387,7 @@ def test_decoding_mode_needs_the_table_and_names_the_fix(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("spans", [False, True])
-def test_processor_copies_values_from_the_prompt(tmp_path, spans: bool) -> None:
+def test_processor_copies_values_from_the_prompt(random_tiny, spans: bool) -> None:
     """Sampling from an untrained model under ``copy``: every value of a copied parameter
     that the model writes is a piece of its prompt (and free ones are not held to it);
     under ``span`` a whole span of it."""
@@ -396,10 +402,8 @@ def test_processor_copies_values_from_the_prompt(tmp_path, spans: bool) -> None:
         escaped,
         span_pattern,
     )
-    from mosaic_gym.train.tiny import build_tiny
 
-    folder = build_tiny(tmp_path / "tiny", hidden_size=32, num_layers=1, num_heads=2,
-                        num_kv_heads=1, intermediate_size=64, vocab_size=600)
+    folder = random_tiny
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder)
     text = CONTEXT_TEXT + "\n<think>go</think>\n<tool_call>"
@@ -432,7 +436,7 @@ def test_processor_copies_values_from_the_prompt(tmp_path, spans: bool) -> None:
     assert calls == rows
 
 
-def test_processor_closes_a_runaway_plan_with_half_the_budget_left(tmp_path) -> None:
+def test_processor_closes_a_runaway_plan_with_half_the_budget_left(random_tiny) -> None:
     """An untrained model writes on inside ``<think>``; with the budget the plan closes
     when half of it is spent, and a turn that then opens a call closes it too."""
     pytest.importorskip("torch")
@@ -441,10 +445,8 @@ def test_processor_closes_a_runaway_plan_with_half_the_budget_left(tmp_path) -> 
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
     from mosaic_gym.agent.models.constrained import ToolCallLogitsProcessor
-    from mosaic_gym.train.tiny import build_tiny
 
-    folder = build_tiny(tmp_path / "tiny", hidden_size=32, num_layers=1, num_heads=2,
-                        num_kv_heads=1, intermediate_size=64, vocab_size=600)
+    folder = random_tiny
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder)
     prompt = tokenizer("user: go\n<think>", add_special_tokens=False)["input_ids"]
