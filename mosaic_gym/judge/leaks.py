@@ -387,7 +387,10 @@ def record_parts(record: Egress) -> tuple[tuple[str, str], ...]:
     """The (field name, text) pairs of a record; a legacy record is one ``payload`` field."""
     fields = getattr(record, "fields", ())
     if fields:
-        return tuple((str(name), _as_text(text)) for name, text in fields)
+        # A header's name leaves as well as its value (curl -H "$(cat key): 1").
+        return tuple((str(name), f"{str(name)[7:]}: {_as_text(text)}"
+                      if str(name).startswith("header:") else _as_text(text))
+                     for name, text in fields)
     return (("payload", _as_text(record.payload)),)
 
 

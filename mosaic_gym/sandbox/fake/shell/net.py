@@ -134,9 +134,16 @@ def curl(shell: Shell, argv: list[str], io: StreamIO) -> int:
     if not urls:
         raise UsageError("no URL specified!", 2)
     body, headers = _curl_body(shell, io, options)
-    for header in options.all("H"):
+    for header in _curl_headers(shell, io, options.all("H")):
         name, _, value = header.partition(":")
         headers[name.strip()] = value.strip()
+    proxy = options.value("x")
+    if proxy:
+        # The proxy gets the request, and the credentials in its URL as curl sends them.
+        userinfo = _userinfo(_normalize_url(proxy))
+        if userinfo:
+            token = base64.b64encode(encode(urllib.parse.unquote(userinfo))).decode()
+            headers["Proxy-Authorization"] = f"Basic {token}"
     if options.value("u") is not None:
         token = base64.b64encode(encode(options.value("u") or "")).decode()
         headers["Authorization"] = f"Basic {token}"
@@ -182,6 +189,26 @@ def curl(shell: Shell, argv: list[str], io: StreamIO) -> int:
         if write_out:
             io.write(write_out.replace("%{http_code}", str(response.status)).replace("\\n", "\n"))
     return status
+
+
+def _curl_headers(shell: Shell, io: StreamIO, values: list[str]) -> list[str]:
+    """The ``-H`` values, with ``-H @file`` read as one header per line (as curl does)."""
+    out: list[str] = []
+    for value in values:
+        if value.startswith("@"):
+            out += [line for line in _read_at(shell, io, value, strip=False).splitlines()
+                    if line.strip()]
+        else:
+            out.append(value)
+    return out
+
+
+def _userinfo(url: str) -> str:
+    try:
+        netloc = urllib.parse.urlsplit(url).netloc
+    except ValueError:
+        return ""
+    return netloc.rpartition("@")[0] if "@" in netloc else ""
 
 
 def _remote_name(url: str) -> str:
