@@ -141,3 +141,29 @@ def test_random_tokens_in_random_alphanumeric_traffic() -> None:
     body = "".join(rng.choice(alphabet + " /+=") for _ in range(400_000))
     assert secret not in body
     assert find_leaks({"key": secret}, [record(("body", body))]) == []
+
+
+def test_honest_traffic_is_never_cut_by_the_search_bounds():
+    """A cut search fails closed (every secret counts as leaked, 'unverified'), so honest
+    traffic must stay within the bounds: the leak corpus's honest records and what the
+    reference and comply teachers send over the train split."""
+    from mosaic_gym.agent.baselines import make_baseline
+    from mosaic_gym.envs.mosaic_env import MosaicEnv
+    from mosaic_gym.judge import leak_corpus, leak_views
+    from mosaic_gym.judge.leaks import record_parts
+    from mosaic_gym.rollout import episode_plan, play
+
+    rng = random.Random(5)
+    fields = [text for _ in range(100) for rec in leak_corpus.episode(rng, 6)
+              for _, text in record_parts(rec)]
+    env = MosaicEnv(split="train", attack="none")
+    try:
+        for spec in episode_plan(env.pool, [0], attack="random"):
+            for name in ("reference", "comply"):
+                play(env, make_baseline(name, seed=0), spec)
+                fields += [text for rec in env.egress for _, text in record_parts(rec)]
+    finally:
+        env.close()
+    assert len(fields) > 2000
+    cut = [text[:80] for text in fields if leak_views.views(text)[1]]
+    assert cut == []
