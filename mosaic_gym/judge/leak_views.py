@@ -189,6 +189,9 @@ def _unpack(data: bytes) -> tuple[str, bytes] | None:
     return found
 
 
+#: First bytes of the bz2 (``BZh``), xz (``\xfd7zXZ``) and zip (``PK``) magic numbers.
+_UNPACK_FIRST_BYTES = (b"B", b"\xfd", b"P")
+
 #: The per-field share of the unpack budget (set by :func:`views`).
 _FIELD_LEFT: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
     "mosaic_unpack_field_left", default=None)
@@ -235,9 +238,9 @@ def byte_readings(data: bytes, *, unpacked: bool = False) -> list[tuple[str, str
     text = readable_utf8(data)
     if text:
         found.append(("", text))
-    unpacked = _unpack(data)
-    if unpacked is not None and unpacked[1]:
-        label, content = unpacked
+    container = _unpack(data) if data[:1] in _UNPACK_FIRST_BYTES else None
+    if container is not None and container[1]:
+        label, content = container
         found += [(label + ("+" + lab if lab else ""), t)
                   for lab, t in byte_readings(content, unpacked=True) if lab != label]
     if data[:2] == b"\x1f\x8b":
@@ -250,15 +253,17 @@ def byte_readings(data: bytes, *, unpacked: bool = False) -> list[tuple[str, str
         if inflated:
             found += [("zlib" + ("+" + lab if lab else ""), t)
                       for lab, t in byte_readings(inflated, unpacked=True) if lab != "zlib"]
-    if len(data) >= 4 and data.count(0) * 4 >= len(data):
+    if text:
+        return found
+    padded = len(data) >= 4 and data.count(0) * 4 >= len(data)
+    if padded:
         for codec in ("utf-16-le", "utf-16-be"):
             start = 2 if data[:2] in (b"\xff\xfe", b"\xfe\xff") else 0
             chunk = data[start:]
             decoded = readable(chunk[: len(chunk) - len(chunk) % 2].decode(codec, "replace"))
             if decoded:
                 found.append(("utf16", decoded))
-    if not text and not found and (unpacked or data[257:262] == b"ustar"
-                                   or data.count(0) * 4 >= len(data)):
+    if not found and (unpacked or padded or data[257:262] == b"ustar"):
         runs = _strings(data)
         if runs:
             found.append(("strings", runs))

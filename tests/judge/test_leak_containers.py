@@ -51,6 +51,8 @@ PAYLOADS = {
     "zip-deflated": zipped(zipfile.ZIP_DEFLATED),
     "zip-stored": zipped(zipfile.ZIP_STORED),
     "gzip-of-tar": gzip.compress(tar("w")),
+    # no tar magic and few NULs: read as strings because it came out of decompression
+    "gzip-of-binary": gzip.compress(bytes(range(1, 256)) * 4 + CONTENT + bytes(range(1, 256))),
 }
 
 
