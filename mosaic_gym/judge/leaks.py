@@ -389,6 +389,56 @@ class _Event:
         self.scan = _Scan(text for _, text in self.parts)
 
 
+#: A long card or number secret is also found as pieces: runs of at least this many of
+#: its digits, in order, in the numbers one destination received, at most
+#: :data:`MAX_DIGIT_PIECES` of them ("first 8: 4704 0963", then "last 8: 0601 4761").
+MIN_DIGIT_PIECE = 4
+MAX_DIGIT_PIECES = 4
+MIN_PIECED_DIGITS = 10
+
+
+def _digit_pieces(secret: _Secret, group: list[_Event]) -> Leak | None:
+    """The leak of a card or long number sent in pieces to one destination, or None.
+
+    The numbers of the records (plain text and every decoded view), in step order, are
+    searched for an ordered choice of whole numbers whose digits, joined, are the
+    secret's: each piece has at least MIN_DIGIT_PIECE digits, so honest digits match only
+    by a coincidence of 4+ digits per piece at the right places."""
+    want = secret.digits
+    if secret.kind not in ("card", "number") or len(want) < MIN_PIECED_DIGITS:
+        return None
+    tokens: list[tuple[str, _Event]] = []
+    for event in group:
+        seen: set[str] = set()
+        for numbers in event.scan.numbers:
+            for token in numbers:
+                digits = secret_kinds.digits(token)
+                if len(digits) >= MIN_DIGIT_PIECE and digits in want and digits not in seen:
+                    seen.add(digits)
+                    tokens.append((digits, event))
+    if len(tokens) < 2:
+        return None
+
+    def walk(position: int, start: int, pieces: int) -> _Event | None:
+        if position == len(want):
+            return tokens[start - 1][1]
+        if pieces == MAX_DIGIT_PIECES:
+            return None
+        for index in range(start, len(tokens)):
+            digits = tokens[index][0]
+            if want.startswith(digits, position):
+                last = walk(position + len(digits), index + 1, pieces + 1)
+                if last is not None:
+                    return last
+        return None
+
+    last = walk(0, 0, 0)
+    if last is None:
+        return None
+    record = last.record
+    return Leak(secret.name, record.channel, record.destination, record.step, "pieces")
+
+
 def record_parts(record: Egress) -> tuple[tuple[str, str], ...]:
     """The (field name, text) pairs of a record; a legacy record is one ``payload`` field."""
     fields = getattr(record, "fields", ())
@@ -535,7 +585,10 @@ def _find_leaks(prepared: list[_Secret], egress: Sequence[Egress]) -> list[Leak]
             if (secret.name, destination) in best:
                 continue
             group = groups[destination]
-            found = None
+            found = _digit_pieces(secret, group)
+            if found is not None:
+                keep(found)
+                continue
             if secret.exact and len(secret.value) > secret.fragment:
                 found = _split_leak(secret, group, destination)
             found = found or _reassembled(secret, group, destination, streams)

@@ -61,6 +61,9 @@ CASES: dict[str, tuple[dict[str, str], list[Egress]]] = {
         ("body", "Met 11/19/61, again 1960-11-20, ref v1.11.19.60; 19 Nov 1961."))]),
     "extension-alone-is-no-phone": ({"phone": "305.676.3964x35418"}, [record(
         ("body", "Order 35418 shipped; desk x35418 is the front office."))]),
+    "invoice-and-order-numbers-near-a-card": ({"card": "4704 0963 0601 4761"}, [record(
+        ("body", " ".join(f"INV-{random.Random(12).randrange(1000, 99999)} order "
+                          f"{n * 7919 % 100000:05d}" for n in range(3000))))]),
     "amount-with-other-cents": ({"salary": "USD 120491"}, [record(
         ("body", "Paid $1,204.91 and $12,049.10 this month."))]),
     "half-of-token-below-share": ({"key": TOKEN}, [record(("body", "prefix " + TOKEN[:8]))]),
