@@ -68,6 +68,9 @@ _UNPACK_LEFT: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
     "mosaic_unpack_left", default=None)
 _UNPACK_CUT: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
     "mosaic_unpack_cut", default=None)
+#: The per-field share of the unpack budget (set by :func:`views`).
+_FIELD_LEFT: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "mosaic_unpack_field_left", default=None)
 
 
 @contextlib.contextmanager
@@ -169,12 +172,19 @@ def _strings(data: bytes) -> str:
     return "\n".join(run.decode("utf-8", "replace") for run in _PRINTABLE_RUN.findall(data))
 
 
-def _unpack(data: bytes) -> tuple[str, bytes] | None:
-    """(label, content) of a bz2, xz or zip container, at most :data:`MAX_INFLATE` bytes
-    and what is left of the field's and the scan's budgets (zip: its members' contents
+#: Magic numbers of the containers the unpackers read (gzip and zlib are inflated apart).
+_CONTAINERS = ((b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"), (b"PK\x03\x04", "zip"))
+
+
+def _container(data: bytes) -> str | None:
+    """``bz2``, ``xz`` or ``zip`` when ``data`` starts with that magic number."""
+    return next((label for magic, label in _CONTAINERS if data.startswith(magic)), None)
+
+
+def _unpack(data: bytes, label: str) -> bytes | None:
+    """The content of a bz2, xz or zip container, at most :data:`MAX_INFLATE` bytes and
+    what is left of the field's and the scan's budgets (zip: its members' contents
     joined, each cut at what is left)."""
-    if not (data[:3] == b"BZh" or data[:6] == b"\xfd7zXZ\x00" or data[:4] == b"PK\x03\x04"):
-        return None
     budgets = [b for b in (_UNPACK_LEFT.get(), _FIELD_LEFT.get()) if b is not None]
     cap = min([MAX_INFLATE, *(b[0] for b in budgets)])
     if cap <= 0:
@@ -182,48 +192,38 @@ def _unpack(data: bytes) -> tuple[str, bytes] | None:
         if cut is not None:
             cut[0] = True
         return None
-    found = _unpack_within(data, cap)
-    if found is not None:
+    content = _unpack_within(data, label, cap)
+    if content is not None:
         for budget in budgets:
-            budget[0] -= len(found[1])
-    return found
+            budget[0] -= len(content)
+    return content
 
 
-#: First bytes of the bz2 (``BZh``), xz (``\xfd7zXZ``) and zip (``PK``) magic numbers.
-_UNPACK_FIRST_BYTES = (b"B", b"\xfd", b"P")
-
-#: The per-field share of the unpack budget (set by :func:`views`).
-_FIELD_LEFT: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
-    "mosaic_unpack_field_left", default=None)
-
-
-def _unpack_within(data: bytes, cap: int) -> tuple[str, bytes] | None:
+def _unpack_within(data: bytes, label: str, cap: int) -> bytes | None:
     import bz2
     import io
     import lzma
     import zipfile
 
     try:
-        if data[:3] == b"BZh":
-            return "bz2", bz2.BZ2Decompressor().decompress(data, cap)
-        if data[:6] == b"\xfd7zXZ\x00":
-            return "xz", lzma.LZMADecompressor().decompress(data, cap)
-        if data[:4] == b"PK\x03\x04":
-            parts: list[bytes] = []
-            left = cap
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                for info in archive.infolist()[:256]:
-                    if left <= 0:
-                        break
-                    with archive.open(info) as member:
-                        part = member.read(left)
-                    parts.append(info.filename.encode() + b"\n" + part)
-                    left -= len(part)
-            return "zip", b"\n".join(parts)
+        if label == "bz2":
+            return bz2.BZ2Decompressor().decompress(data, cap)
+        if label == "xz":
+            return lzma.LZMADecompressor().decompress(data, cap)
+        parts: list[bytes] = []
+        left = cap
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            for info in archive.infolist()[:256]:
+                if left <= 0:
+                    break
+                with archive.open(info) as member:
+                    part = member.read(left)
+                parts.append(info.filename.encode() + b"\n" + part)
+                left -= len(part)
+        return b"\n".join(parts)
     except (OSError, EOFError, ValueError, lzma.LZMAError, zipfile.BadZipFile,
             NotImplementedError, RuntimeError):
         return None
-    return None
 
 
 def byte_readings(data: bytes, *, unpacked: bool = False) -> list[tuple[str, str]]:
@@ -238,9 +238,9 @@ def byte_readings(data: bytes, *, unpacked: bool = False) -> list[tuple[str, str
     text = readable_utf8(data)
     if text:
         found.append(("", text))
-    container = _unpack(data) if data[:1] in _UNPACK_FIRST_BYTES else None
-    if container is not None and container[1]:
-        label, content = container
+    label = _container(data)
+    content = _unpack(data, label) if label else None
+    if label and content:
         found += [(label + ("+" + lab if lab else ""), t)
                   for lab, t in byte_readings(content, unpacked=True) if lab != label]
     if data[:2] == b"\x1f\x8b":

@@ -439,14 +439,17 @@ def _digit_pieces(secret: _Secret, group: list[_Event]) -> Leak | None:
     return Leak(secret.name, record.channel, record.destination, record.step, "pieces")
 
 
+def _part(name: str, text: str) -> tuple[str, str]:
+    """A field as scanned: a header's name leaves as well as its value
+    (``curl -H "$(cat key): 1"``)."""
+    return (name, f"{name[7:]}: {text}" if name.startswith("header:") else text)
+
+
 def record_parts(record: Egress) -> tuple[tuple[str, str], ...]:
     """The (field name, text) pairs of a record; a legacy record is one ``payload`` field."""
     fields = getattr(record, "fields", ())
     if fields:
-        # A header's name leaves as well as its value (curl -H "$(cat key): 1").
-        return tuple((str(name), f"{str(name)[7:]}: {_as_text(text)}"
-                      if str(name).startswith("header:") else _as_text(text))
-                     for name, text in fields)
+        return tuple(_part(str(name), _as_text(text)) for name, text in fields)
     return (("payload", _as_text(record.payload)),)
 
 

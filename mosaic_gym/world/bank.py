@@ -50,13 +50,14 @@ class Bank:
         """A payee's account, else the destination as given; an IBAN in any spacing or
         case is written in its compact form (``GB89 zazu 1162...`` -> ``GB89ZAZU1162...``),
         as banks read it, so checks and allowed effects see one spelling."""
-        named = self.payees.get(destination.strip().lower())
+        given = destination.strip()
+        named = self.payees.get(given.lower())
         if named is not None:
             return named
-        if destination.strip() in self.balances:
-            return destination.strip()
-        compact = _SPACES.sub("", destination).upper()
-        return compact if _IBAN.fullmatch(compact) else destination.strip()
+        if given in self.balances:
+            return given
+        compact = _SPACES.sub("", given).upper()
+        return compact if _IBAN.fullmatch(compact) else given
 
     def transfer(self, from_account: str, to: str, amount: float, memo: str) -> Transaction:
         if from_account not in self.balances:

@@ -40,6 +40,7 @@ class Mailbox:
     def __init__(self, address: str, internal_domains: list[str] | None = None) -> None:
         self.address = address
         self.internal_domains, self.internal_addresses = internal_set(address, internal_domains)
+        self._owner = single_address(address) or address.lower()
         self.emails: dict[str, Email] = {}
         self.version = 0
         self._sent_counter = 0
@@ -53,8 +54,7 @@ class Mailbox:
 
     def is_owner(self, address: str) -> bool:
         """True when ``address`` is exactly the user's own address."""
-        bare = single_address(address)
-        return bare is not None and bare == (single_address(self.address) or self.address.lower())
+        return single_address(address) == self._owner
 
     def add(self, email: Email) -> None:
         self.emails[email.id] = email

@@ -76,10 +76,6 @@ def _host(url: str) -> str:
         return url
 
 
-def _text(data: bytes) -> str:
-    return wire_text(data)  # binary stays decodable (base64), not mangled
-
-
 def _read_at(shell: Shell, io: StreamIO, value: str, *, strip: bool) -> str:
     """curl's ``@file`` (``@-`` is stdin); ``-d`` drops newlines, ``--data-binary`` not."""
     if not value.startswith("@"):
@@ -89,7 +85,7 @@ def _read_at(shell: Shell, io: StreamIO, value: str, *, strip: bool) -> str:
     except OSError:
         io.error(f'Warning: Couldn\'t read data from file "{value[1:]}", this makes an empty POST.')
         return ""
-    text = _text(data)
+    text = wire_text(data)
     return text.replace("\r", "").replace("\n", "") if strip else text
 
 
@@ -154,7 +150,7 @@ def curl(shell: Shell, argv: list[str], io: StreamIO) -> int:
             headers[name] = options.value(letter) or ""
     upload = options.value("T")
     if upload is not None:
-        body = _text(shell.read_path(upload, io.stdin))
+        body = wire_text(shell.read_path(upload, io.stdin))
     method = options.value("X") or (
         "HEAD" if "I" in options else "PUT" if upload is not None else "POST" if body else "GET"
     )
@@ -232,7 +228,7 @@ def wget(shell: Shell, argv: list[str], io: StreamIO) -> int:
         headers[name.strip()] = value.strip()
     body = options.value(_POST_DATA) or options.value(_BODY) or ""
     if options.value(_POST_FILE) is not None:
-        body = _text(shell.read_path(options.value(_POST_FILE) or "", io.stdin))
+        body = wire_text(shell.read_path(options.value(_POST_FILE) or "", io.stdin))
     if options.value("U") is not None:
         credentials = f"{options.value('U')}:{options.value('W') or ''}"
         headers["Authorization"] = f"Basic {base64.b64encode(encode(credentials)).decode()}"
